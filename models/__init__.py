@@ -1,0 +1,1 @@
+"""Sink tables and pure domain logic. Imports neither faust nor aiokafka."""

@@ -1,0 +1,195 @@
+"""cxloop's SQL tables: operational state and what the BI team reads, in one schema.
+
+Each table has one writer, and every write is keyed on a stable id, so replays
+update rows instead of duplicating them. Timestamps are UTC with time zone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from datetime import UTC
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    LargeBinary,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamp with time zone, stored in UTC; SQLite gets it back aware, like PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: cxloop stores only aware timestamps")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _utc(*, nullable: bool) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable))
+
+
+class ContactEvent(SQLModel, table=True):
+    """A customer contact as received on contact-events (no e-mail address or name kept)."""
+
+    __tablename__ = "contact_events"
+
+    event_id: str = Field(primary_key=True, max_length=200)
+    occurred_at: datetime = _utc(nullable=False)
+    kind: str = Field(max_length=40)
+    channel: str = Field(max_length=20)
+    customer_id: str = Field(index=True, max_length=200)
+    locale: str | None = Field(default=None, max_length=10)
+    partner: str | None = Field(default=None, max_length=200)
+    product: str | None = Field(default=None, max_length=200)
+    case_id: str | None = Field(default=None, max_length=200)
+    received_at: datetime = _utc(nullable=False)
+
+
+class CustomerContactState(SQLModel, table=True):
+    """Per-customer eligibility state: when the customer was last surveyed."""
+
+    __tablename__ = "customer_contact_state"
+
+    customer_id: str = Field(primary_key=True, max_length=200)
+    last_surveyed_at: datetime | None = _utc(nullable=True)
+
+
+class SurveyDecision(SQLModel, table=True):
+    """One decision per contact event: surveyed or suppressed, with one reason code."""
+
+    __tablename__ = "survey_decisions"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('surveyed', 'suppressed')", name="ck_decision_outcome"),
+    )
+
+    event_id: str = Field(primary_key=True, max_length=200)
+    customer_id: str = Field(index=True, max_length=200)
+    outcome: str = Field(max_length=20)
+    reason: str = Field(max_length=40)
+    invitation_id: str | None = Field(default=None, max_length=64)
+    decided_at: datetime = _utc(nullable=False)
+
+
+class SurveyInvitation(SQLModel, table=True):
+    """A survey sent (or to be sent) to one customer, and its e-mail delivery."""
+
+    __tablename__ = "survey_invitations"
+    __table_args__ = (
+        CheckConstraint(
+            "delivery_status IN ('pending', 'sending', 'sent', 'failed', 'unknown')",
+            name="ck_invitation_delivery_status",
+        ),
+    )
+
+    invitation_id: str = Field(primary_key=True, max_length=64)
+    event_id: str = Field(unique=True, max_length=200)
+    customer_id: str = Field(index=True, max_length=200)
+    email: str = Field(max_length=320)
+    name: str | None = Field(default=None, max_length=200)
+    locale: str = Field(max_length=10)
+    kind: str = Field(max_length=40)
+    channel: str = Field(max_length=20)
+    partner: str | None = Field(default=None, max_length=200)
+    product: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _utc(nullable=False)
+    token_hash: str | None = Field(default=None, unique=True, max_length=64)
+    expires_at: datetime | None = _utc(nullable=True)
+    delivery_status: str = Field(default="pending", max_length=20)
+    delivery_attempts: int = 0
+    delivery_error: str | None = Field(default=None, max_length=500)
+    sent_at: datetime | None = _utc(nullable=True)
+    answered_at: datetime | None = _utc(nullable=True)
+
+
+class SurveyResponse(SQLModel, table=True):
+    """A customer's answer; one per invitation."""
+
+    __tablename__ = "survey_responses"
+    __table_args__ = (
+        CheckConstraint("nps IS NULL OR (nps BETWEEN 0 AND 10)", name="ck_response_nps"),
+        CheckConstraint("csat IS NULL OR (csat BETWEEN 1 AND 5)", name="ck_response_csat"),
+        Index("ix_survey_responses_unpublished", "published_at"),
+    )
+
+    response_id: str = Field(primary_key=True, max_length=64)
+    invitation_id: str = Field(unique=True, foreign_key="survey_invitations.invitation_id")
+    customer_id: str = Field(index=True, max_length=200)
+    nps: int | None = None
+    csat: int | None = None
+    comment: str | None = Field(default=None, max_length=4000)
+    submitted_at: datetime = _utc(nullable=False)
+    published_at: datetime | None = _utc(nullable=True)
+    nps_category: str | None = Field(default=None, max_length=10)
+    csat_satisfied: bool | None = None
+    scored_at: datetime | None = _utc(nullable=True)
+
+
+class FollowupTask(SQLModel, table=True):
+    """Work for service staff: call back a detractor or handle a complaint."""
+
+    __tablename__ = "followup_tasks"
+    __table_args__ = (
+        CheckConstraint("priority BETWEEN 0 AND 3", name="ck_task_priority"),
+        CheckConstraint(
+            "status IN ('open', 'contacted', 'resolved', 'closed')", name="ck_task_status"
+        ),
+        Index("ix_followup_tasks_customer_status", "customer_id", "status"),
+    )
+
+    task_id: str = Field(primary_key=True, max_length=64)
+    origin: str = Field(max_length=20)
+    source_id: str = Field(unique=True, max_length=200)
+    customer_id: str = Field(max_length=200)
+    priority: int
+    status: str = Field(default="open", max_length=20)
+    opened_at: datetime = _utc(nullable=False)
+    due_at: datetime = _utc(nullable=False)
+    closed_at: datetime | None = _utc(nullable=True)
+
+
+class FollowupAction(SQLModel, table=True):
+    """What staff did on a task, in order."""
+
+    __tablename__ = "followup_actions"
+
+    action_id: str = Field(primary_key=True, max_length=64)
+    task_id: str = Field(index=True, foreign_key="followup_tasks.task_id")
+    type: str = Field(max_length=30)
+    note: str = Field(default="", max_length=4000)
+    actor: str = Field(max_length=200)
+    recorded_at: datetime = _utc(nullable=False)
+
+
+class DeadLetter(SQLModel, table=True):
+    """Input that could not be processed: where it came from, why, and its bytes."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (UniqueConstraint("source_topic", "partition", "offset"),)
+
+    dead_letter_id: str = Field(primary_key=True, max_length=64)
+    source_topic: str = Field(max_length=200)
+    partition: int
+    offset: int
+    reason: str = Field(max_length=1000)
+    original: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    received_at: datetime = _utc(nullable=False)

@@ -1,0 +1,87 @@
+"""Durable follow-up state in SQL: tasks and the actions staff record on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, select
+
+from models.database import transaction
+from models.followup import ActionType, NewTask, TaskStatus, status_after
+from models.survey_store import open_task_in
+from models.tables import FollowupAction, FollowupTask
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """A recorded action and the task after it; *fresh* is False on a replay."""
+
+    task: FollowupTask
+    action: FollowupAction
+    fresh: bool
+
+
+class TaskNotFound(LookupError):
+    """No task has this id."""
+
+
+def open_task(engine: Engine, customer_id: str, new: NewTask) -> tuple[FollowupTask, bool]:
+    """Open *new* (idempotent on its stable id); True when it was not there before."""
+    with transaction(engine) as session:
+        existed = session.get(FollowupTask, new.task_id) is not None
+        return open_task_in(session, customer_id, new), not existed
+
+
+def get_task(engine: Engine, task_id: str) -> FollowupTask:
+    with transaction(engine) as session:
+        task = session.get(FollowupTask, task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+
+def list_tasks(engine: Engine, status: str | None = None, limit: int = 500) -> list[FollowupTask]:
+    """Tasks, soonest due first; 'open' means every status but closed."""
+    query = select(FollowupTask).order_by(FollowupTask.due_at).limit(limit)  # type: ignore[arg-type]
+    if status == "open":
+        query = query.where(FollowupTask.status != TaskStatus.CLOSED)  # type: ignore[arg-type]
+    elif status:
+        query = query.where(FollowupTask.status == status)  # type: ignore[arg-type]
+    with transaction(engine) as session:
+        return list(session.execute(query).scalars())
+
+
+def apply_action(
+    engine: Engine,
+    action_id: str,
+    task_id: str,
+    action_type: ActionType,
+    note: str,
+    actor: str,
+    now: datetime,
+) -> ActionResult:
+    """Record an action and move the task; a replayed action id changes nothing.
+
+    Raises TaskNotFound, or models.followup.TaskClosed for an action on a closed task.
+    """
+    with transaction(engine) as session:
+        existing = session.get(FollowupAction, action_id)
+        task = session.get(FollowupTask, task_id, with_for_update=True)
+        if task is None:
+            raise TaskNotFound(task_id)
+        if existing is not None:
+            return ActionResult(task, existing, fresh=False)
+        task.status = status_after(TaskStatus(task.status), action_type).value
+        if task.status == TaskStatus.CLOSED:
+            task.closed_at = now
+        action = FollowupAction(
+            action_id=action_id,
+            task_id=task_id,
+            type=action_type.value,
+            note=note,
+            actor=actor,
+            recorded_at=now,
+        )
+        session.add(action)
+        return ActionResult(task, action, fresh=True)

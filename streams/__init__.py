@@ -1,0 +1,1 @@
+"""The Faust app, settings, topic declarations and record schemas: cxloop's wire contract."""

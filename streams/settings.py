@@ -1,0 +1,88 @@
+"""cxloop's settings: one class, environment prefix CXLOOP_, built once by get_settings()."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob cxloop has. The README's configuration table is generated from this class."""
+
+    model_config = SettingsConfigDict(env_prefix="CXLOOP_", env_file=None, extra="ignore")
+
+    # Kafka
+    kafka_bootstrap: str = Field(
+        "localhost:9092", description="Kafka bootstrap servers, comma-separated host:port."
+    )
+    app_id: str = Field("cxloop", description="Consumer group id and prefix of internal topics.")
+    topic_partitions: int = Field(
+        8, ge=1, description="Partitions of every cxloop topic (the unit of scale-out)."
+    )
+    topic_replication: int = Field(1, ge=1, description="Replication factor of cxloop topics.")
+    fetch_max_wait_ms: int = Field(
+        50, ge=1, description="How long the broker may hold a fetch; Faust's 1500 ms is too slow."
+    )
+    producer_linger_ms: int = Field(
+        5, ge=0, description="Producer linger: batch sends for this long."
+    )
+    broker_session_timeout_s: float = Field(6.0, description="Consumer-group session timeout.")
+    broker_heartbeat_interval_s: float = Field(1.0, description="Consumer-group heartbeat.")
+    broker_rebalance_timeout_s: float = Field(4.0, description="Consumer-group rebalance timeout.")
+
+    # Database
+    database_url: str = Field(
+        "sqlite:///cxloop.db",
+        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user:pw@host/db.",
+    )
+
+    # SMTP
+    smtp_host: str = Field("localhost", description="SMTP relay host.")
+    smtp_port: int = Field(25, description="SMTP relay port.")
+    smtp_username: str | None = Field(None, description="SMTP user (optional).")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password (optional).")
+    smtp_starttls: bool = Field(
+        True, description="Require STARTTLS. Only the embedded local SMTP server turns it off."
+    )
+    smtp_timeout_s: float = Field(10.0, description="SMTP connect and command timeout.")
+    mail_from: str = Field("cxloop <survey@cxloop.invalid>", description="From: of survey mail.")
+    smtp_max_attempts: int = Field(
+        0,
+        ge=0,
+        description="Tries per mail on temporary SMTP failures; 0 = keep retrying (back-pressure).",
+    )
+    smtp_backoff_max_s: float = Field(30.0, description="Longest wait between SMTP retries.")
+
+    # Web
+    web_host: str = Field("127.0.0.1", description="Address the worker's web server binds to.")
+    web_port: int = Field(6066, description="Port of the worker's web server.")
+    public_url: str = Field(
+        "http://127.0.0.1:6066", description="Base URL in survey links (CXLOOP_PUBLIC_URL)."
+    )
+    staff_token: SecretStr = Field(
+        SecretStr(""),
+        description="Bearer token for the staff API. Empty = staff API refuses every request.",
+    )
+
+    # Survey rules
+    survey_cap_days: int = Field(
+        180, ge=0, description="A customer is surveyed at most once per this many days."
+    )
+    invitation_ttl_days: int = Field(30, ge=1, description="A survey link expires after this.")
+    followup_due_hours: int = Field(
+        48, ge=1, description="Due time of a follow-up task after the answer."
+    )
+
+    # Runtime
+    data_dir: Path = Field(Path("."), description="Where the worker keeps local files.")
+    log_level: str = Field("info", description="crit | error | warn | info | debug.")
+    log_format: str = Field("auto", description="json | console | auto (console on a terminal).")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the environment, read once."""
+    return Settings()
