@@ -203,6 +203,7 @@ class DeliveryClaim:
     email: str
     name: str | None
     locale: str
+    company: str | None
     expires_at: datetime
     attempt: int
 
@@ -234,6 +235,7 @@ def claim_delivery(
             email=row.email,
             name=row.name,
             locale=row.locale,
+            company=row.partner or row.product,
             expires_at=row.expires_at,
             attempt=row.delivery_attempts,
         )

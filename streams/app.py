@@ -37,6 +37,7 @@ def create_app(settings: Settings, **overrides: Any) -> CxApp:
         "web_bind": settings.web_host,
         "web_port": settings.web_port,
         "web_in_thread": False,
+        "datadir": str(settings.data_dir / "faust"),
         "loghandlers": [],
     }
     options.update(overrides)

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     )
     smtp_timeout_s: float = Field(10.0, description="SMTP connect and command timeout.")
     mail_from: str = Field("cxloop <survey@cxloop.invalid>", description="From: of survey mail.")
+    company_name: str = Field(
+        "cxloop demo", description="Named in surveys when an event has no partner or product."
+    )
     smtp_max_attempts: int = Field(
         0,
         ge=0,

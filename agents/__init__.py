@@ -1,0 +1,1 @@
+"""Stream agents, web views and the CLI: the glue between topics, SQL and SMTP."""

@@ -1,0 +1,171 @@
+"""The cxloop command: up (everything on one machine), worker, emit."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import faust
+import orjson
+import structlog
+import typer
+from aiokafka import AIOKafkaProducer
+
+from agents.mail_server import start_mail_server
+from agents.wiring import build_worker
+from models.database import create_schema
+from streams.app import CxApp
+from streams.embedded_broker import EmbeddedBroker
+from streams.logging import configure_logging
+from streams.settings import Settings, get_settings
+from streams.topics import CONTACT_EVENTS
+
+cli = typer.Typer(help="cxloop: closed-loop customer feedback on Kafka.", no_args_is_help=True)
+log = structlog.get_logger("cxloop.cli")
+
+
+def run_worker(app: CxApp, settings: Settings) -> None:
+    """Run the Faust worker until it is stopped (Ctrl-C or SIGTERM)."""
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level,
+        override_logging=False,
+        redirect_stdouts=False,
+        quiet=True,
+    )
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exit_:
+        if exit_.code not in (0, None):
+            raise
+
+
+@cli.command()
+def up(
+    data_dir: Annotated[Path, typer.Option(help="Where the database, mail and logs go.")] = Path(
+        "cxloop-data"
+    ),
+    host: Annotated[str, typer.Option(help="Address every embedded part listens on.")] = "127.0.0.1",
+    kafka_port: Annotated[int, typer.Option(help="Port of the embedded Kafka broker.")] = 9092,
+    smtp_port: Annotated[int, typer.Option(help="Port of the local SMTP server.")] = 8025,
+    web_port: Annotated[int, typer.Option(help="Port of the survey page, API and /mail.")] = 6066,
+) -> None:
+    """Start the embedded broker, a local SMTP server and a worker; stop them all on Ctrl-C."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    base = get_settings()
+    configure_logging(base.log_level, base.log_format)
+    staff_token = base.staff_token.get_secret_value() or _staff_token(data_dir)
+    # Explicit values win over CXLOOP_* variables; everything else still comes from them.
+    settings = Settings(
+        kafka_bootstrap=f"{host}:{kafka_port}",
+        database_url=f"sqlite:///{data_dir / 'cxloop.db'}",
+        smtp_host=host,
+        smtp_port=smtp_port,
+        smtp_starttls=False,
+        web_host=host,
+        web_port=web_port,
+        public_url=f"http://{host}:{web_port}",
+        staff_token=staff_token,
+        data_dir=data_dir,
+    )
+    mail_dir = data_dir / "mail"
+    broker = EmbeddedBroker(host, kafka_port, data_dir / "broker.log")
+    broker.start()
+    mail_server = start_mail_server(mail_dir, host, smtp_port)
+    try:
+        app, runtime = build_worker(settings, mail_dir=mail_dir)
+        create_schema(runtime.engine)
+        _print_welcome(settings, data_dir, broker.bootstrap)
+        run_worker(app, settings)
+    finally:
+        mail_server.stop()
+        broker.stop()
+        log.info("cxloop_stopped")
+
+
+def _staff_token(data_dir: Path) -> str:
+    path = data_dir / "staff-token"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _print_welcome(settings: Settings, data_dir: Path, bootstrap: str) -> None:
+    url = settings.public_url
+    typer.echo(
+        "\n".join(
+            [
+                "cxloop is up.",
+                f"  Kafka (embedded tansu)  {bootstrap}",
+                f"  SMTP (keeps all mail)   {settings.smtp_host}:{settings.smtp_port}"
+                f"  → {data_dir / 'mail'}",
+                f"  Mail you sent           {url}/mail",
+                f"  Survey pages            {url}/s/<token>",
+                f"  Staff API               {url}/api/tasks?status=open",
+                f"  Staff token             {data_dir / 'staff-token'}",
+                f"  Database (SQLite)       {data_dir / 'cxloop.db'}",
+                f"Send a contact event:     cxloop emit examples/contact-event.jsonl"
+                f" --bootstrap {bootstrap}",
+                "Stop with Ctrl-C.",
+            ]
+        ),
+        err=True,
+    )
+
+
+@cli.command()
+def worker() -> None:
+    """Run one worker against the Kafka, database and SMTP relay in CXLOOP_* settings."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app, runtime = build_worker(settings)
+    create_schema(runtime.engine)
+    run_worker(app, settings)
+
+
+@cli.command()
+def emit(
+    file: Annotated[str, typer.Argument(help="JSON-lines file of contact events, or - for stdin.")],
+    bootstrap: Annotated[
+        str | None, typer.Option(help="Kafka bootstrap servers (default: CXLOOP_KAFKA_BOOTSTRAP).")
+    ] = None,
+    topic: Annotated[str, typer.Option(help="Topic to produce to.")] = CONTACT_EVENTS,
+) -> None:
+    """Produce contact events, one JSON object per line, keyed by customer id."""
+    source = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
+    with source:
+        lines = [line.rstrip(b"\r\n") for line in source if line.strip()]
+    servers = bootstrap or get_settings().kafka_bootstrap
+    sent = asyncio.run(_produce(servers, topic, lines))
+    typer.echo(f"sent {sent} event(s) to {topic}", err=True)
+
+
+def customer_key(line: bytes) -> bytes | None:
+    """The partition key of a contact event: its customer id, if the line has one."""
+    try:
+        data = orjson.loads(line)
+        customer_id = data["customer"]["id"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    return str(customer_id).encode("utf-8") if isinstance(customer_id, (str, int)) else None
+
+
+async def _produce(bootstrap: str, topic: str, lines: list[bytes]) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value=line, key=customer_key(line)) for line in lines]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return len(lines)
+
+
+def main() -> None:
+    cli()

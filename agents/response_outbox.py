@@ -1,0 +1,43 @@
+"""Answers reach survey-responses through an outbox: stored first, then published, and
+re-published by a timer if the first publish did not make it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import faust
+import structlog
+
+from agents.runtime import Runtime, publish
+from models.survey_store import mark_published, unpublished_responses
+from models.tables import SurveyResponse as SurveyResponseRow
+from streams.records import SurveyResponse
+
+log = structlog.get_logger("cxloop.response_outbox")
+
+RELAY_INTERVAL_S = 2.0
+RELAY_GRACE = timedelta(seconds=5)
+
+
+async def publish_response(rt: Runtime, row: SurveyResponseRow) -> None:
+    """Put a stored answer on survey-responses and mark it published."""
+    record = SurveyResponse(
+        response_id=row.response_id,
+        invitation_id=row.invitation_id,
+        customer_id=row.customer_id,
+        submitted_at=row.submitted_at,
+        nps=row.nps,
+        csat=row.csat,
+    )
+    await publish(rt.topics.survey_responses, row.customer_id, record.to_bytes())
+    await rt.db(mark_published, rt.engine, row.response_id, rt.clock())
+
+
+def register(app: faust.App, rt: Runtime) -> None:
+    @app.timer(interval=RELAY_INTERVAL_S, on_leader=True, name="response_outbox_relay")
+    async def relay() -> None:
+        rows = await rt.db(unpublished_responses, rt.engine, rt.clock() - RELAY_GRACE)
+        for row in rows:
+            await publish_response(rt, row)
+        if rows:
+            log.info("responses_republished", count=len(rows))

@@ -1,0 +1,68 @@
+"""What every agent needs at run time: settings, topics, the database and a clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
+
+import faust
+import structlog
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from streams.settings import Settings
+from streams.topics import Topics
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+log = structlog.get_logger("cxloop.runtime")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    topics: Topics
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    async def db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a blocking store function off the event loop; retry while the database is
+        unreachable, so the stream pauses (back-pressure) instead of losing the event."""
+        delay = 0.2
+        while True:
+            try:
+                return await asyncio.to_thread(fn, *args, **kwargs)
+            except (OperationalError, DBAPIError) as exc:
+                if not _is_transient(exc):
+                    raise
+                log.warning("database_unavailable", error=type(exc.orig).__name__, retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    # Connection loss and lock time-outs pass; constraint and programming errors do not.
+    return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
+
+
+def bind_event(agent: str, event: faust.EventT) -> None:
+    """Start a fresh log context for one event."""
+    structlog.contextvars.clear_contextvars()
+    message = event.message
+    structlog.contextvars.bind_contextvars(
+        agent=agent, topic=message.topic, partition=message.partition, offset=message.offset
+    )
+
+
+async def publish(topic: faust.TopicT, key: str, value: bytes) -> None:
+    """Send and wait for the broker's ack, so the input is acked only after its output."""
+    pending = await topic.send(key=key.encode("utf-8"), value=value)
+    await pending

@@ -1,0 +1,96 @@
+"""Sending mail over one reused SMTP connection, and sorting what can go wrong."""
+
+from __future__ import annotations
+
+import asyncio
+from email.message import EmailMessage
+from enum import StrEnum
+
+import aiosmtplib
+
+from streams.settings import Settings
+
+
+class FailureKind(StrEnum):
+    TRANSIENT = "transient"  # not delivered; try again later
+    PERMANENT = "permanent"  # refused for good (5xx)
+    AMBIGUOUS = "ambiguous"  # the server may have taken it: never resend
+
+
+class SmtpFailure(Exception):
+    def __init__(self, kind: FailureKind, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+def classify(exc: Exception) -> FailureKind:
+    """Sort an aiosmtplib error: 4xx and connection trouble transient, 5xx permanent."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = [r.code for r in exc.recipients]
+        return FailureKind.PERMANENT if codes and min(codes) >= 500 else FailureKind.TRANSIENT
+    if isinstance(exc, aiosmtplib.SMTPReadTimeoutError):
+        return FailureKind.AMBIGUOUS
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return FailureKind.PERMANENT if exc.code >= 500 else FailureKind.TRANSIENT
+    return FailureKind.TRANSIENT
+
+
+class SmtpSender:
+    """One SMTP connection, opened on first use and reopened after it breaks."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: aiosmtplib.SMTP | None = None
+        self._lock = asyncio.Lock()
+
+    async def send(self, message: EmailMessage) -> None:
+        """Send *message*, or raise SmtpFailure saying whether to retry."""
+        async with self._lock:
+            try:
+                client = await self._connected()
+                await client.send_message(message)
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                kind = classify(exc)
+                if not isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+                    await self._drop()
+                raise SmtpFailure(kind, _describe(exc)) from exc
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._client is not None and self._client.is_connected:
+            return self._client
+        s = self._settings
+        client = aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            timeout=s.smtp_timeout_s,
+            start_tls=s.smtp_starttls,
+            username=s.smtp_username,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+        )
+        await client.connect()
+        self._client = client
+        return client
+
+    async def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and client.is_connected:
+            client.close()
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._client is not None and self._client.is_connected:
+                try:
+                    await self._client.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    self._client.close()
+            self._client = None
+
+
+def _describe(exc: Exception) -> str:
+    # Codes and classes only: server messages can echo the recipient address.
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return "recipient refused " + ",".join(str(r.code) for r in exc.recipients)
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return f"SMTP {exc.code}"
+    return type(exc).__name__

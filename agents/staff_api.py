@@ -1,0 +1,115 @@
+"""The staff API: list follow-up tasks and report actions on them (bearer token)."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+
+import faust
+import structlog
+from faust.web import Request, Response, View
+
+from agents.runtime import Runtime, publish
+from agents.web_helpers import BadJson, json_object
+from models.followup import ActionType, TaskStatus
+from models.tables import FollowupTask
+from models.task_store import TaskNotFound, get_task, list_tasks
+from streams.records import FollowupAction
+
+log = structlog.get_logger("cxloop.staff_api")
+
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("5a0f9f7e-2f44-4a55-9b7c-8c1f0d2e3b64")
+_NOTE_MAX = 4000
+
+
+def authorised(rt: Runtime, request: Request) -> bool:
+    """True when the request carries the configured staff bearer token."""
+    expected = rt.settings.staff_token.get_secret_value()
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if not expected or scheme.lower() != "bearer" or not given:
+        return False
+    return hmac.compare_digest(given.strip().encode(), expected.encode())
+
+
+def task_json(task: FollowupTask) -> dict[str, object]:
+    return {
+        "task_id": task.task_id,
+        "customer_id": task.customer_id,
+        "origin": task.origin,
+        "priority": task.priority,
+        "status": task.status,
+        "opened_at": task.opened_at.isoformat(),
+        "due_at": task.due_at.isoformat(),
+        "closed_at": task.closed_at.isoformat() if task.closed_at else None,
+    }
+
+
+def register(app: faust.App, rt: Runtime) -> None:
+    def unauthorised(view: View) -> Response:
+        return view.json(
+            {"error": "unauthorised"}, status=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    @app.page("/api/tasks")
+    class Tasks(View):
+        """GET /api/tasks?status=open|contacted|resolved|closed → tasks, soonest due first."""
+
+        async def get(self, request: Request) -> Response:
+            if not authorised(rt, request):
+                return unauthorised(self)
+            status = request.query.get("status") or None
+            allowed = {"open", *(s.value for s in TaskStatus)}
+            if status is not None and status not in allowed:
+                fields = {"status": f"must be one of {sorted(allowed)}"}
+                return self.json({"error": "validation_failed", "fields": fields}, status=422)
+            tasks = await rt.db(list_tasks, rt.engine, status)
+            return self.json({"tasks": [task_json(t) for t in tasks]})
+
+    @app.page("/api/tasks/{task_id}/actions")
+    class TaskActions(View):
+        """POST {"type": "called" | "resolved" | "customer_informed", "note": "..."} → 202."""
+
+        async def post(self, request: Request, task_id: str) -> Response:
+            structlog.contextvars.clear_contextvars()
+            if not authorised(rt, request):
+                return unauthorised(self)
+            try:
+                body = json_object(await request.read())  # type: ignore[attr-defined]
+            except BadJson as exc:
+                return self.json({"error": "bad_request", "detail": str(exc)}, status=400)
+            fields: dict[str, str] = {}
+            try:
+                action_type = ActionType(body.get("type"))
+            except ValueError:
+                fields["type"] = f"must be one of {[a.value for a in ActionType]}"
+            note = body.get("note", "")
+            if not isinstance(note, str) or len(note) > _NOTE_MAX:
+                fields["note"] = f"must be a string of at most {_NOTE_MAX} characters"
+            actor = body.get("actor", "staff")
+            if not isinstance(actor, str) or not 0 < len(actor) <= 200:
+                fields["actor"] = "must be a non-empty string of at most 200 characters"
+            if fields:
+                return self.json({"error": "validation_failed", "fields": fields}, status=422)
+            try:
+                task = await rt.db(get_task, rt.engine, task_id)
+            except TaskNotFound:
+                return self.json({"error": "task_not_found"}, status=404)
+            if task.status == TaskStatus.CLOSED:
+                return self.json({"error": "task_closed", "task": task_json(task)}, status=409)
+            key = request.headers.get("Idempotency-Key")
+            action_id = str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, key)) if key else str(uuid.uuid4())
+            action = FollowupAction(
+                action_id=action_id,
+                task_id=task.task_id,
+                customer_id=task.customer_id,
+                type=action_type.value,
+                note=note,
+                actor=actor,
+                requested_at=rt.clock(),
+            )
+            await publish(rt.topics.followup_actions, task.customer_id, action.to_bytes())
+            structlog.contextvars.bind_contextvars(task_id=task.task_id, action_id=action_id)
+            log.info("action_accepted", action_type=action_type.value)
+            body_out = {"action_id": action_id, "task_id": task.task_id, "type": action_type.value}
+            return self.json(body_out, status=202)

@@ -1,0 +1,33 @@
+"""Small pieces the web views share: the caller's language and JSON bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from models.survey_content import SUPPORTED_LOCALES, FALLBACK_LOCALE
+
+
+def preferred_locale(accept_language: str | None) -> str:
+    """The first supported language in an Accept-Language header, else English."""
+    for part in (accept_language or "").split(","):
+        code = part.split(";")[0].strip().lower().split("-")[0]
+        code = "no" if code in ("nb", "nn") else code
+        if code in SUPPORTED_LOCALES:
+            return code
+    return FALLBACK_LOCALE
+
+
+class BadJson(ValueError):
+    """The request body is not a JSON object."""
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body or b"")
+    except orjson.JSONDecodeError as exc:
+        raise BadJson(f"body is not JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise BadJson("body must be a JSON object")
+    return data

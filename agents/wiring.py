@@ -1,0 +1,49 @@
+"""The composition root: one worker app with every agent, view and timer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agents import (
+    closure,
+    dead_letters,
+    followup,
+    health,
+    mailer,
+    response_outbox,
+    scoring,
+    staff_api,
+    survey_page,
+    trigger,
+)
+from agents.mail_server import register_viewer
+from agents.runtime import Runtime
+from models.database import make_engine
+from streams.app import CxApp, create_app
+from streams.settings import Settings
+from streams.topics import declare_topics
+
+AGENT_MODULES = (
+    trigger,
+    mailer,
+    scoring,
+    followup,
+    closure,
+    dead_letters,
+    response_outbox,
+    survey_page,
+    staff_api,
+    health,
+)
+
+
+def build_worker(settings: Settings, mail_dir: Path | None = None) -> tuple[CxApp, Runtime]:
+    """The worker's Faust app and runtime for *settings*; *mail_dir* adds the /mail pages."""
+    app = create_app(settings)
+    topics = declare_topics(app, settings.topic_partitions, settings.topic_replication)
+    runtime = Runtime(settings=settings, engine=make_engine(settings.database_url), topics=topics)
+    for module in AGENT_MODULES:
+        module.register(app, runtime)
+    if mail_dir is not None:
+        register_viewer(app, mail_dir)
+    return app, runtime
