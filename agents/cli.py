@@ -21,14 +21,25 @@ from streams.app import CxApp
 from streams.embedded_broker import EmbeddedBroker
 from streams.logging import configure_logging
 from streams.settings import Settings, get_settings
-from streams.topics import CONTACT_EVENTS
+from streams.topic_admin import ensure_topics
+from streams.topics import ALL_TOPICS, CONTACT_EVENTS
 
 cli = typer.Typer(help="cxloop: closed-loop customer feedback on Kafka.", no_args_is_help=True)
 log = structlog.get_logger("cxloop.cli")
 
 
 def run_worker(app: CxApp, settings: Settings) -> None:
-    """Run the Faust worker until it is stopped (Ctrl-C or SIGTERM)."""
+    """Create the topics, then run the Faust worker until it is stopped (Ctrl-C or SIGTERM)."""
+    asyncio.run(
+        ensure_topics(
+            settings.kafka_bootstrap,
+            ALL_TOPICS,
+            settings.topic_partitions,
+            settings.topic_replication,
+        )
+    )
+    # asyncio.run closed its loop; Faust's worker wants a current one of its own.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     worker = faust.Worker(
         app,
         loglevel=settings.log_level,
@@ -36,6 +47,7 @@ def run_worker(app: CxApp, settings: Settings) -> None:
         redirect_stdouts=False,
         quiet=True,
     )
+    worker.spinner = None  # it writes terminal escapes into the log stream
     try:
         worker.execute_from_commandline()
     except SystemExit as exit_:
@@ -52,6 +64,9 @@ def up(
     kafka_port: Annotated[int, typer.Option(help="Port of the embedded Kafka broker.")] = 9092,
     smtp_port: Annotated[int, typer.Option(help="Port of the local SMTP server.")] = 8025,
     web_port: Annotated[int, typer.Option(help="Port of the survey page, API and /mail.")] = 6066,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQL database (default: SQLite file in the data dir).")
+    ] = None,
 ) -> None:
     """Start the embedded broker, a local SMTP server and a worker; stop them all on Ctrl-C."""
     data_dir = data_dir.resolve()
@@ -62,7 +77,7 @@ def up(
     # Explicit values win over CXLOOP_* variables; everything else still comes from them.
     settings = Settings(
         kafka_bootstrap=f"{host}:{kafka_port}",
-        database_url=f"sqlite:///{data_dir / 'cxloop.db'}",
+        database_url=database_url or f"sqlite:///{data_dir / 'cxloop.db'}",
         smtp_host=host,
         smtp_port=smtp_port,
         smtp_starttls=False,
@@ -108,7 +123,7 @@ def _print_welcome(settings: Settings, data_dir: Path, bootstrap: str) -> None:
                 f"  Survey pages            {url}/s/<token>",
                 f"  Staff API               {url}/api/tasks?status=open",
                 f"  Staff token             {data_dir / 'staff-token'}",
-                f"  Database (SQLite)       {data_dir / 'cxloop.db'}",
+                f"  Database                {_redacted(settings.database_url)}",
                 f"Send a contact event:     cxloop emit examples/contact-event.jsonl"
                 f" --bootstrap {bootstrap}",
                 "Stop with Ctrl-C.",
@@ -116,6 +131,12 @@ def _print_welcome(settings: Settings, data_dir: Path, bootstrap: str) -> None:
         ),
         err=True,
     )
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 @cli.command()

@@ -25,13 +25,14 @@ def register(app: faust.App, rt: Runtime) -> None:
 
     @app.page("/ready")
     class Ready(View):
-        """Ready when the database answers and no consumer-group rebalance is under way."""
+        """Ready when the database answers and the worker has joined its consumer group
+        (at least one rebalance done, none under way)."""
 
         async def get(self, request: Request) -> Response:
             try:
                 await asyncio.wait_for(asyncio.to_thread(_ping, rt.engine), timeout=5)
             except (SQLAlchemyError, TimeoutError) as exc:
                 return self.json({"status": "unavailable", "database": type(exc).__name__}, status=503)
-            if app.rebalancing:
-                return self.json({"status": "rebalancing"}, status=503)
+            if app.rebalancing or app.rebalancing_count == 0:
+                return self.json({"status": "joining_group"}, status=503)
             return self.json({"status": "ready"})

@@ -1,0 +1,5 @@
+"""python -m agents: the cxloop command."""
+
+from agents.cli import main
+
+main()

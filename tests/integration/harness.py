@@ -1,0 +1,226 @@
+"""Drive a real `cxloop up`: embedded tansu, local SMTP server, worker, and a database."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import Engine, text
+
+from models.database import make_engine
+from tests.conftest import wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def contact_event(n: int | str, customer: str = "C-1001", **overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event_id": f"evt-{n}",
+        "occurred_at": "2026-11-20T10:15:00+01:00",
+        "kind": "support_contact",
+        "channel": "phone",
+        "customer": {
+            "id": customer,
+            "email": f"{customer.lower()}@example.nl",
+            "name": "Anna de Vries",
+            "locale": "nl",
+        },
+        "partner": "CBG Connect",
+        "product": "KPN EEN",
+        "case_id": "K-77",
+    }
+    event.update(overrides)
+    return event
+
+
+@dataclass
+class RunningLoop:
+    data_dir: Path
+    database_url: str
+    kafka_port: int = field(default_factory=free_port)
+    smtp_port: int = field(default_factory=free_port)
+    web_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def web(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "worker.log"
+
+    @property
+    def staff_token(self) -> str:
+        return (self.data_dir / "staff-token").read_text().strip()
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "CXLOOP_LOG_FORMAT": "json", **self.extra_env}
+        env.pop("CXLOOP_STAFF_TOKEN", None)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603
+                [
+                    sys.executable,
+                    "-m",
+                    "agents",
+                    "up",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--kafka-port",
+                    str(self.kafka_port),
+                    "--smtp-port",
+                    str(self.smtp_port),
+                    "--web-port",
+                    str(self.web_port),
+                    "--database-url",
+                    self.database_url,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        wait_for(self._ready, 60, "the worker to answer /ready and join its group")
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"cxloop up exited:\n{self.log_path.read_text()[-4000:]}")
+        try:
+            response = httpx.get(f"{self.web}/ready", timeout=2)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    def _log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for raw in self._log_text().splitlines():
+            if raw.startswith("{"):
+                try:
+                    lines.append(orjson.loads(raw))
+                except orjson.JSONDecodeError:
+                    continue
+        return lines
+
+    # --- input -------------------------------------------------------------------------
+
+    def emit(self, *events: dict[str, Any] | bytes) -> None:
+        """Produce contact events (dicts as JSON, bytes as they are) and wait for the acks."""
+
+        async def produce() -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+            await producer.start()
+            try:
+                for event in events:
+                    if isinstance(event, bytes):
+                        value, key = event, b"bad"
+                    else:
+                        value, key = orjson.dumps(event), event["customer"]["id"].encode()
+                    await producer.send_and_wait("contact-events", value=value, key=key)
+            finally:
+                await producer.stop()
+
+        asyncio.run(produce())
+
+    # --- effects -----------------------------------------------------------------------
+
+    def mails(self) -> list[EmailMessage]:
+        messages = []
+        for path in sorted((self.data_dir / "mail").glob("*.eml")):
+            parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            assert isinstance(parsed, EmailMessage)
+            messages.append(parsed)
+        return messages
+
+    def mails_to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.mails() if m["To"] == address]
+
+    def survey_token(self, message: EmailMessage) -> str:
+        part = message.get_body(preferencelist=("plain",))
+        assert part is not None
+        match = re.search(re.escape(self.web) + r"/s/([A-Za-z0-9_-]+)", part.get_content())
+        assert match, "no survey link in the mail"
+        return match.group(1)
+
+    def engine(self) -> Engine:
+        return make_engine(self.database_url)
+
+    def rows(self, sql: str, **params: Any) -> list[Any]:
+        engine = self.engine()
+        try:
+            with engine.connect() as connection:
+                return list(connection.execute(text(sql), params).all())
+        finally:
+            engine.dispose()
+
+    def topic_messages(self, topic: str, expect: int, timeout: float = 10.0) -> list[Any]:
+        """Read *topic* from the start until *expect* messages (or the deadline)."""
+
+        async def consume() -> list[Any]:
+            consumer = AIOKafkaConsumer(
+                topic,
+                bootstrap_servers=self.bootstrap,
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+                group_id=None,
+                fetch_max_wait_ms=50,
+            )
+            await consumer.start()
+            found: list[Any] = []
+            try:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + timeout
+                while len(found) < expect and loop.time() < deadline:
+                    batch = await consumer.getmany(timeout_ms=200)
+                    for records in batch.values():
+                        found.extend(records)
+            finally:
+                await consumer.stop()
+            return found
+
+        return asyncio.run(consume())
+
+    def staff(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.web, headers={"Authorization": f"Bearer {self.staff_token}"}, timeout=10
+        )
