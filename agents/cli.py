@@ -13,6 +13,7 @@ import orjson
 import structlog
 import typer
 from aiokafka import AIOKafkaProducer
+from sqlalchemy.engine import make_url
 
 from agents.mail_server import start_mail_server
 from agents.wiring import build_worker
@@ -60,7 +61,9 @@ def up(
     data_dir: Annotated[Path, typer.Option(help="Where the database, mail and logs go.")] = Path(
         "cxloop-data"
     ),
-    host: Annotated[str, typer.Option(help="Address every embedded part listens on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address every embedded part listens on.")
+    ] = "127.0.0.1",
     kafka_port: Annotated[int, typer.Option(help="Port of the embedded Kafka broker.")] = 9092,
     smtp_port: Annotated[int, typer.Option(help="Port of the local SMTP server.")] = 8025,
     web_port: Annotated[int, typer.Option(help="Port of the survey page, API and /mail.")] = 6066,
@@ -134,8 +137,6 @@ def _print_welcome(settings: Settings, data_dir: Path, bootstrap: str) -> None:
 
 
 def _redacted(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
 
 

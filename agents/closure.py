@@ -6,7 +6,7 @@ import faust
 import structlog
 
 from agents.dead_letters import send_to_dead_letters
-from agents.runtime import Runtime, bind_event, publish
+from agents.runtime import Runtime, bind_event
 from agents.task_events import task_event
 from models.followup import ActionType, TaskClosed
 from models.task_store import TaskNotFound, apply_action
@@ -15,7 +15,7 @@ from streams.records import FollowupAction
 log = structlog.get_logger("cxloop.closure")
 
 
-async def handle_action(rt: Runtime, event: faust.EventT) -> None:
+async def handle_action(rt: Runtime, event: faust.EventT[bytes]) -> None:
     try:
         action = FollowupAction.from_bytes(event.value)
         action_type = ActionType(action.type)
@@ -42,7 +42,7 @@ async def handle_action(rt: Runtime, event: faust.EventT) -> None:
     task = result.task
     kind = "task_closed" if task.status == "closed" else "task_action_recorded"
     update = task_event(kind, task, result.action.recorded_at, action_type=action_type.value)
-    await publish(rt.topics.followup_tasks, task.customer_id, update.to_bytes())
+    await rt.send(rt.topics.followup_tasks, task.customer_id, update.to_bytes())
     log.info(kind, action_type=action_type.value, status=task.status, replay=not result.fresh)
 
 

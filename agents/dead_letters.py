@@ -8,7 +8,7 @@ import uuid
 import faust
 import structlog
 
-from agents.runtime import Runtime, bind_event, publish
+from agents.runtime import Runtime, bind_event
 from models.dead_letter_store import record_dead_letter
 from streams.records import DeadLetter
 
@@ -22,7 +22,7 @@ def dead_letter_id(topic: str, partition: int, offset: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{topic}/{partition}/{offset}"))
 
 
-async def send_to_dead_letters(rt: Runtime, event: faust.EventT, reason: str) -> None:
+async def send_to_dead_letters(rt: Runtime, event: faust.EventT[bytes], reason: str) -> None:
     """Put the event's original bytes on dead-letters with *reason*."""
     message = event.message
     raw = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
@@ -37,7 +37,7 @@ async def send_to_dead_letters(rt: Runtime, event: faust.EventT, reason: str) ->
         key_b64=base64.b64encode(key).decode("ascii") if key is not None else None,
         received_at=rt.clock(),
     )
-    await publish(rt.topics.dead_letters, letter.dead_letter_id, letter.to_bytes())
+    await rt.send(rt.topics.dead_letters, letter.dead_letter_id, letter.to_bytes())
     log.warning("event_dead_lettered", reason=reason, dead_letter_id=letter.dead_letter_id)
 
 

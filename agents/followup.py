@@ -8,7 +8,7 @@ import faust
 import structlog
 
 from agents.dead_letters import send_to_dead_letters
-from agents.runtime import Runtime, bind_event, publish
+from agents.runtime import Runtime, bind_event
 from agents.task_events import task_event
 from models.followup import task_for_answer
 from models.task_store import open_task
@@ -17,7 +17,7 @@ from streams.records import ScoredResponse
 log = structlog.get_logger("cxloop.followup")
 
 
-async def handle_scored(rt: Runtime, event: faust.EventT) -> None:
+async def handle_scored(rt: Runtime, event: faust.EventT[bytes]) -> None:
     try:
         scored = ScoredResponse.from_bytes(event.value)
     except (ValueError, TypeError) as exc:
@@ -38,7 +38,7 @@ async def handle_scored(rt: Runtime, event: faust.EventT) -> None:
         return
     task, fresh = await rt.db(open_task, rt.engine, scored.customer_id, new)
     opened = task_event("task_opened", task, task.opened_at)
-    await publish(rt.topics.followup_tasks, scored.customer_id, opened.to_bytes())
+    await rt.send(rt.topics.followup_tasks, scored.customer_id, opened.to_bytes())
     log.info("task_opened", task_id=task.task_id, priority=task.priority, replay=not fresh)
 
 

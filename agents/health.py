@@ -32,7 +32,9 @@ def register(app: faust.App, rt: Runtime) -> None:
             try:
                 await asyncio.wait_for(asyncio.to_thread(_ping, rt.engine), timeout=5)
             except (SQLAlchemyError, TimeoutError) as exc:
-                return self.json({"status": "unavailable", "database": type(exc).__name__}, status=503)
+                return self.json(
+                    {"status": "unavailable", "database": type(exc).__name__}, status=503
+                )
             if app.rebalancing or app.rebalancing_count == 0:
                 return self.json({"status": "joining_group"}, status=503)
             return self.json({"status": "ready"})

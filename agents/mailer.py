@@ -19,7 +19,7 @@ from streams.records import SurveyInvitation
 log = structlog.get_logger("cxloop.mailer")
 
 
-async def handle_invitation(rt: Runtime, event: faust.EventT, sender: SmtpSender) -> None:
+async def handle_invitation(rt: Runtime, event: faust.EventT[bytes], sender: SmtpSender) -> None:
     """Claim the invitation in SQL, send the mail, record the outcome; retry what is temporary."""
     try:
         invitation = SurveyInvitation.from_bytes(event.value)
@@ -64,13 +64,22 @@ async def handle_invitation(rt: Runtime, event: faust.EventT, sender: SmtpSender
             failures += 1
             gave_up = settings.smtp_max_attempts and failures >= settings.smtp_max_attempts
             if failure.kind is FailureKind.TRANSIENT and not gave_up:
-                await rt.db(finish_delivery, rt.engine, claim.invitation_id, "pending", rt.clock(), failure.detail)
+                await rt.db(
+                    finish_delivery,
+                    rt.engine,
+                    claim.invitation_id,
+                    "pending",
+                    rt.clock(),
+                    failure.detail,
+                )
                 log.warning("mail_deferred", error=failure.detail, retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, settings.smtp_backoff_max_s)
                 continue
             status = "unknown" if failure.kind is FailureKind.AMBIGUOUS else "failed"
-            await rt.db(finish_delivery, rt.engine, claim.invitation_id, status, rt.clock(), failure.detail)
+            await rt.db(
+                finish_delivery, rt.engine, claim.invitation_id, status, rt.clock(), failure.detail
+            )
             log.warning("mail_failed", delivery_status=status, error=failure.detail)
             return
         await rt.db(finish_delivery, rt.engine, claim.invitation_id, "sent", rt.clock())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar
@@ -26,12 +26,24 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+async def publish(topic: faust.TopicT, key: str, value: bytes) -> None:
+    """Send and wait for the broker's ack, so the input is acked only after its output."""
+    pending = await topic.send(key=key.encode("utf-8"), value=value)
+    await pending
+
+
+Sender = Callable[[faust.TopicT, str, bytes], Awaitable[None]]
+
+
 @dataclass
 class Runtime:
+    """Settings, topics, database, clock and the send effect (tests swap the last two)."""
+
     settings: Settings
     engine: Engine
     topics: Topics
     clock: Callable[[], datetime] = field(default=utc_now)
+    send: Sender = field(default=publish)
 
     async def db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a blocking store function off the event loop; retry while the database is
@@ -53,16 +65,10 @@ def _is_transient(exc: DBAPIError) -> bool:
     return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
 
 
-def bind_event(agent: str, event: faust.EventT) -> None:
+def bind_event(agent: str, event: faust.EventT[bytes]) -> None:
     """Start a fresh log context for one event."""
     structlog.contextvars.clear_contextvars()
     message = event.message
     structlog.contextvars.bind_contextvars(
         agent=agent, topic=message.topic, partition=message.partition, offset=message.offset
     )
-
-
-async def publish(topic: faust.TopicT, key: str, value: bytes) -> None:
-    """Send and wait for the broker's ack, so the input is acked only after its output."""
-    pending = await topic.send(key=key.encode("utf-8"), value=value)
-    await pending

@@ -6,7 +6,7 @@ import faust
 import structlog
 
 from agents.dead_letters import send_to_dead_letters
-from agents.runtime import Runtime, bind_event, publish
+from agents.runtime import Runtime, bind_event
 from models.scoring import csat_satisfied, nps_category
 from models.survey_store import record_score
 from streams.records import ScoredResponse, SurveyResponse
@@ -14,7 +14,7 @@ from streams.records import ScoredResponse, SurveyResponse
 log = structlog.get_logger("cxloop.scoring")
 
 
-async def handle_response(rt: Runtime, event: faust.EventT) -> None:
+async def handle_response(rt: Runtime, event: faust.EventT[bytes]) -> None:
     try:
         response = SurveyResponse.from_bytes(event.value)
         category = nps_category(response.nps) if response.nps is not None else None
@@ -41,7 +41,7 @@ async def handle_response(rt: Runtime, event: faust.EventT) -> None:
         csat=response.csat,
         csat_satisfied=satisfied,
     )
-    await publish(rt.topics.scored_responses, response.customer_id, scored.to_bytes())
+    await rt.send(rt.topics.scored_responses, response.customer_id, scored.to_bytes())
     log.info("response_scored", nps_category=category, csat_satisfied=satisfied)
 
 

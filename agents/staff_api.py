@@ -9,7 +9,7 @@ import faust
 import structlog
 from faust.web import Request, Response, View
 
-from agents.runtime import Runtime, publish
+from agents.runtime import Runtime
 from agents.web_helpers import BadJson, json_object
 from models.followup import ActionType, TaskStatus
 from models.tables import FollowupTask
@@ -75,12 +75,12 @@ def register(app: faust.App, rt: Runtime) -> None:
             if not authorised(rt, request):
                 return unauthorised(self)
             try:
-                body = json_object(await request.read())  # type: ignore[attr-defined]
+                body = json_object(await request.read())
             except BadJson as exc:
                 return self.json({"error": "bad_request", "detail": str(exc)}, status=400)
             fields: dict[str, str] = {}
             try:
-                action_type = ActionType(body.get("type"))
+                action_type = ActionType(str(body.get("type")))
             except ValueError:
                 fields["type"] = f"must be one of {[a.value for a in ActionType]}"
             note = body.get("note", "")
@@ -108,7 +108,7 @@ def register(app: faust.App, rt: Runtime) -> None:
                 actor=actor,
                 requested_at=rt.clock(),
             )
-            await publish(rt.topics.followup_actions, task.customer_id, action.to_bytes())
+            await rt.send(rt.topics.followup_actions, task.customer_id, action.to_bytes())
             structlog.contextvars.bind_contextvars(task_id=task.task_id, action_id=action_id)
             log.info("action_accepted", action_type=action_type.value)
             body_out = {"action_id": action_id, "task_id": task.task_id, "type": action_type.value}

@@ -44,9 +44,7 @@ async def _open_invitation(rt: Runtime, token: str) -> SurveyInvitation:
 
 async def _store_answer(rt: Runtime, token: str, nps: int, comment: str | None) -> str:
     row = await rt.db(record_response, rt.engine, hash_token(token), nps, None, comment, rt.clock())
-    structlog.contextvars.bind_contextvars(
-        response_id=row.response_id, customer_id=row.customer_id
-    )
+    structlog.contextvars.bind_contextvars(response_id=row.response_id, customer_id=row.customer_id)
     try:
         await publish_response(rt, row)
     except Exception as exc:  # noqa: BLE001 - any failure leaves the answer to the outbox relay
@@ -107,7 +105,9 @@ def register(app: faust.App, rt: Runtime) -> None:
 
         def _message(self, request: Request, exc: Exception) -> Response:
             status, key = _TOKEN_ERRORS[type(exc)]
-            locale = preferred_locale(request.headers.get("Accept-Language"))
+            locale = getattr(exc, "locale", None) or preferred_locale(
+                request.headers.get("Accept-Language")
+            )
             page = survey_message_page(locale=locale, title_key="page_title", message_key=key)
             log.info("survey_link_refused", status=status)
             return self.html(page, status=status)

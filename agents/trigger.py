@@ -8,7 +8,7 @@ import faust
 import structlog
 
 from agents.dead_letters import send_to_dead_letters
-from agents.runtime import Runtime, bind_event, publish
+from agents.runtime import Runtime, bind_event
 from agents.task_events import task_event
 from models.contact_events import InvalidContactEvent, parse_contact_event
 from models.survey_store import decide_contact
@@ -17,14 +17,16 @@ from streams.records import SurveyInvitation
 log = structlog.get_logger("cxloop.trigger")
 
 
-async def handle_contact(rt: Runtime, event: faust.EventT) -> None:
+async def handle_contact(rt: Runtime, event: faust.EventT[bytes]) -> None:
     """Decode → decide and record in SQL → send the invitation and any complaint task."""
     try:
         contact = parse_contact_event(event.value)
     except InvalidContactEvent as exc:
         await send_to_dead_letters(rt, event, f"invalid contact event: {exc}")
         return
-    structlog.contextvars.bind_contextvars(event_id=contact.event_id, customer_id=contact.customer.id)
+    structlog.contextvars.bind_contextvars(
+        event_id=contact.event_id, customer_id=contact.customer.id
+    )
     settings = rt.settings
     result = await rt.db(
         decide_contact,
@@ -43,10 +45,10 @@ async def handle_contact(rt: Runtime, event: faust.EventT) -> None:
             locale=result.invitation.locale,
             created_at=result.invitation.created_at,
         )
-        await publish(rt.topics.survey_invitations, contact.customer.id, invitation.to_bytes())
+        await rt.send(rt.topics.survey_invitations, contact.customer.id, invitation.to_bytes())
     if result.task is not None:
         opened = task_event("task_opened", result.task, result.task.opened_at)
-        await publish(rt.topics.followup_tasks, contact.customer.id, opened.to_bytes())
+        await rt.send(rt.topics.followup_tasks, contact.customer.id, opened.to_bytes())
     log.info(
         "survey_decided",
         outcome=result.decision.outcome,

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from models.survey_content import SUPPORTED_LOCALES, FALLBACK_LOCALE
+from models.survey_content import FALLBACK_LOCALE, SUPPORTED_LOCALES
 
 
 def preferred_locale(accept_language: str | None) -> str:

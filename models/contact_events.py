@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 
 class ContactKind(StrEnum):
@@ -32,7 +32,9 @@ class Customer(BaseModel):
     model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
 
     id: str = Field(min_length=1, max_length=200)
-    email: EmailStr | None = None
+    # Checked for usability by eligibility, not here: a contact with a bad address is
+    # still a contact (recorded, and suppressed as no_contact_address), not bad input.
+    email: str | None = Field(default=None, max_length=320)
     name: str | None = Field(default=None, max_length=200)
     locale: str | None = Field(default=None, max_length=10)
 
@@ -81,4 +83,3 @@ def _describe(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in error["loc"]) or "event"
         parts.append(f"{where}: {error['msg']}")
     return "; ".join(parts)
-

@@ -7,6 +7,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, create_engine
 
 from models import tables  # noqa: F401 - registers the tables on SQLModel.metadata
@@ -54,12 +56,8 @@ def insert_if_absent(session: Session, table: type[SQLModel], values: dict[str, 
     """INSERT … ON CONFLICT DO NOTHING on any unique key; True when the row was new."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
         stmt: Any = pg_insert(table).values(**values).on_conflict_do_nothing()
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
         stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing()
     else:
         raise NotImplementedError(f"no idempotent insert for {dialect}")

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from email_validator import EmailNotValidError, validate_email
+
 from models.contact_events import ContactEvent, ContactKind
 
 
@@ -48,8 +50,19 @@ def decide(event: ContactEvent, state: CustomerState, now: datetime, cap: timede
         return Decision(False, Reason.OPEN_COMPLAINT)
     if state.open_followups:
         return Decision(False, Reason.OPEN_FOLLOWUP)
-    if not event.customer.email:
+    if not usable_address(event.customer.email):
         return Decision(False, Reason.NO_CONTACT_ADDRESS)
     if state.last_surveyed_at is not None and now - state.last_surveyed_at < cap:
         return Decision(False, Reason.RECENTLY_SURVEYED)
     return Decision(True, Reason.SURVEYED)
+
+
+def usable_address(address: str | None) -> bool:
+    """A syntactically valid e-mail address on a real domain (no DNS look-up)."""
+    if not address:
+        return False
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True

@@ -1,4 +1,4 @@
-"""Follow-up tasks: which answers open one, their priority and due time, and how actions move them."""
+"""Follow-up tasks: which answers open one, priority, due time, and how actions move them."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import jinja2
 SUPPORTED_LOCALES = ("nl", "bg", "no", "en")
 FALLBACK_LOCALE = "en"
 COMMENT_MAX = 4000
+_ASCII_SCORE = re.compile(r"[0-9]{1,2}")
 
 
 @cache
@@ -62,6 +64,7 @@ def build_invitation_mail(
     """The survey invitation: a text and an HTML part, nothing from the customer in headers
     except the validated address."""
     t = messages(locale)
+    name, company = _one_line(name), _one_line(company) or company
     words = {
         "lang": t["lang"],
         "subject": t["subject"],
@@ -82,6 +85,11 @@ def build_invitation_mail(
     message.set_content(render("invitation.txt.j2", **words))
     message.add_alternative(render("invitation.html.j2", **words), subtype="html")
     return message
+
+
+def _one_line(value: str | None) -> str | None:
+    # Names come from other systems: line breaks in them must not become lines of the mail.
+    return " ".join(value.split()) if value else value
 
 
 @dataclass(frozen=True)
@@ -108,19 +116,18 @@ def parse_answer(nps: object, comment: object) -> Answer:
         errors["nps"] = "error_nps_required"
     elif isinstance(nps, int):
         score = nps
-    elif isinstance(nps, str) and nps.strip().lstrip("-").isdigit():
+    elif isinstance(nps, str) and _ASCII_SCORE.fullmatch(nps.strip()):
         score = int(nps.strip())
     else:
         errors["nps"] = "error_nps_required"
     if score is not None and not 0 <= score <= 10:
         errors["nps"] = "error_nps_required"
-    if comment is not None and not isinstance(comment, str):
+    if (comment is not None and not isinstance(comment, str)) or (
+        isinstance(comment, str) and len(comment) > COMMENT_MAX
+    ):
         errors["comment"] = "error_comment_too_long"
-    elif isinstance(comment, str) and len(comment) > COMMENT_MAX:
-        errors["comment"] = "error_comment_too_long"
-    if errors:
-        raise InvalidAnswer(errors)
-    assert score is not None
+    if errors or score is None:
+        raise InvalidAnswer(errors or {"nps": "error_nps_required"})
     text = comment.strip() if isinstance(comment, str) else None
     return Answer(nps=score, comment=text or None)
 
@@ -138,7 +145,7 @@ def survey_form_page(
     return render(
         "survey_form.html.j2",
         t=t,
-        title=t["page_title"],
+        title=f"{t['form_has_errors']} – {t['page_title']}" if errors else t["page_title"],
         nps_question=t["nps_question"].format(company=company),
         action=action,
         values=values or {},

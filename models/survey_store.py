@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from models.contact_events import ContactEvent
 from models.database import insert_if_absent, transaction
@@ -48,14 +48,13 @@ class TriggerResult:
 def customer_state(session: Session, customer_id: str) -> CustomerState:
     """Eligibility facts of one customer, read inside the caller's transaction."""
     row = session.get(CustomerContactState, customer_id)
-    open_by_origin = dict(
-        session.execute(
-            select(FollowupTask.origin, func.count())
-            .where(FollowupTask.customer_id == customer_id)
-            .where(FollowupTask.status != TaskStatus.CLOSED)
-            .group_by(FollowupTask.origin)
-        ).all()
-    )
+    rows = session.execute(
+        select(col(FollowupTask.origin), func.count())
+        .where(col(FollowupTask.customer_id) == customer_id)
+        .where(col(FollowupTask.status) != TaskStatus.CLOSED)
+        .group_by(col(FollowupTask.origin))
+    ).all()
+    open_by_origin: dict[str, int] = dict(rows)
     return CustomerState(
         last_surveyed_at=row.last_surveyed_at if row else None,
         open_complaints=open_by_origin.get(TaskOrigin.COMPLAINT, 0),
@@ -126,18 +125,19 @@ def _claim_survey_slot(session: Session, customer_id: str, now: datetime, cap: t
     )
     result = session.execute(
         update(CustomerContactState)
-        .where(CustomerContactState.customer_id == customer_id)  # type: ignore[arg-type]
+        .where(col(CustomerContactState.customer_id) == customer_id)
         .where(
-            (CustomerContactState.last_surveyed_at.is_(None))  # type: ignore[union-attr]
-            | (CustomerContactState.last_surveyed_at <= now - cap)  # type: ignore[operator]
+            (col(CustomerContactState.last_surveyed_at).is_(None))
+            | (col(CustomerContactState.last_surveyed_at) <= now - cap)
         )
         .values(last_surveyed_at=now)
     )
-    return bool(result.rowcount)
+    return bool(result.rowcount)  # type: ignore[attr-defined]  # CursorResult of an UPDATE
 
 
 def _new_invitation(event: ContactEvent, now: datetime) -> SurveyInvitation:
-    assert event.customer.email is not None
+    if event.customer.email is None:
+        raise ValueError("eligibility surveyed a customer without an e-mail address")
     return SurveyInvitation(
         invitation_id=invitation_id_for(event.event_id),
         event_id=event.event_id,
@@ -158,7 +158,7 @@ def _outcome_of(session: Session, decision: SurveyDecision, *, fresh: bool) -> T
         session.get(SurveyInvitation, decision.invitation_id) if decision.invitation_id else None
     )
     task = session.execute(
-        select(FollowupTask).where(FollowupTask.source_id == decision.event_id)  # type: ignore[arg-type]
+        select(FollowupTask).where(col(FollowupTask.source_id) == decision.event_id)
     ).scalar_one_or_none()
     return TriggerResult(decision, invitation, task, fresh=fresh)
 
@@ -180,7 +180,8 @@ def open_task_in(session: Session, customer_id: str, new: NewTask) -> FollowupTa
         },
     )
     task = session.get(FollowupTask, new.task_id)
-    assert task is not None
+    if task is None:
+        raise LookupError(f"task {new.task_id} vanished inside its own transaction")
     return task
 
 
@@ -264,11 +265,18 @@ class TokenUnknown(LookupError):
     """No invitation has this token."""
 
 
-class TokenExpired(Exception):
+class _InvitationClosed(Exception):
+    def __init__(self, invitation_id: str, locale: str | None = None) -> None:
+        super().__init__(invitation_id)
+        self.invitation_id = invitation_id
+        self.locale = locale  # the customer's language, for the page that says so
+
+
+class TokenExpired(_InvitationClosed):
     """The survey link is past its expiry."""
 
 
-class AlreadyAnswered(Exception):
+class AlreadyAnswered(_InvitationClosed):
     """The survey was answered before; a token is good for one answer."""
 
 
@@ -291,12 +299,12 @@ def record_response(
         invitation = invitation_for_token_in(session, token_hash, now)
         claimed = session.execute(
             update(SurveyInvitation)
-            .where(SurveyInvitation.invitation_id == invitation.invitation_id)  # type: ignore[arg-type]
-            .where(SurveyInvitation.answered_at.is_(None))  # type: ignore[union-attr]
+            .where(col(SurveyInvitation.invitation_id) == invitation.invitation_id)
+            .where(col(SurveyInvitation.answered_at).is_(None))
             .values(answered_at=now)
         )
-        if not claimed.rowcount:
-            raise AlreadyAnswered(invitation.invitation_id)
+        if not claimed.rowcount:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+            raise AlreadyAnswered(invitation.invitation_id, invitation.locale)
         response = SurveyResponse(
             response_id=str(uuid.uuid4()),
             invitation_id=invitation.invitation_id,
@@ -311,15 +319,15 @@ def record_response(
 
 
 def invitation_for_token_in(session: Session, token_hash: str, now: datetime) -> SurveyInvitation:
-    row = session.execute(
-        select(SurveyInvitation).where(SurveyInvitation.token_hash == token_hash)  # type: ignore[arg-type]
+    row: SurveyInvitation | None = session.execute(
+        select(SurveyInvitation).where(col(SurveyInvitation.token_hash) == token_hash)
     ).scalar_one_or_none()
     if row is None:
         raise TokenUnknown(token_hash[:8])
     if row.answered_at is not None:
-        raise AlreadyAnswered(row.invitation_id)
+        raise AlreadyAnswered(row.invitation_id, row.locale)
     if row.expires_at is None or row.expires_at <= now:
-        raise TokenExpired(row.invitation_id)
+        raise TokenExpired(row.invitation_id, row.locale)
     return row
 
 
@@ -328,20 +336,22 @@ def mark_published(engine: Engine, response_id: str, now: datetime) -> None:
     with transaction(engine) as session:
         session.execute(
             update(SurveyResponse)
-            .where(SurveyResponse.response_id == response_id)  # type: ignore[arg-type]
+            .where(col(SurveyResponse.response_id) == response_id)
             .values(published_at=now)
         )
 
 
-def unpublished_responses(engine: Engine, before: datetime, limit: int = 500) -> list[SurveyResponse]:
+def unpublished_responses(
+    engine: Engine, before: datetime, limit: int = 500
+) -> list[SurveyResponse]:
     """Answers stored but not yet confirmed on survey-responses (the outbox)."""
     with transaction(engine) as session:
         return list(
             session.execute(
                 select(SurveyResponse)
-                .where(SurveyResponse.published_at.is_(None))  # type: ignore[union-attr]
-                .where(SurveyResponse.submitted_at < before)  # type: ignore[arg-type]
-                .order_by(SurveyResponse.submitted_at)  # type: ignore[arg-type]
+                .where(col(SurveyResponse.published_at).is_(None))
+                .where(col(SurveyResponse.submitted_at) < before)
+                .order_by(col(SurveyResponse.submitted_at))
                 .limit(limit)
             ).scalars()
         )

@@ -6,9 +6,7 @@ update rows instead of duplicating them. Timestamps are UTC with time zone.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (

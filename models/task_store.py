@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from models.database import transaction
 from models.followup import ActionType, NewTask, TaskStatus, status_after
@@ -43,11 +44,11 @@ def get_task(engine: Engine, task_id: str) -> FollowupTask:
 
 def list_tasks(engine: Engine, status: str | None = None, limit: int = 500) -> list[FollowupTask]:
     """Tasks, soonest due first; 'open' means every status but closed."""
-    query = select(FollowupTask).order_by(FollowupTask.due_at).limit(limit)  # type: ignore[arg-type]
+    query = select(FollowupTask).order_by(col(FollowupTask.due_at)).limit(limit)
     if status == "open":
-        query = query.where(FollowupTask.status != TaskStatus.CLOSED)  # type: ignore[arg-type]
+        query = query.where(col(FollowupTask.status) != TaskStatus.CLOSED)
     elif status:
-        query = query.where(FollowupTask.status == status)  # type: ignore[arg-type]
+        query = query.where(col(FollowupTask.status) == status)
     with transaction(engine) as session:
         return list(session.execute(query).scalars())
 

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 
 TOKEN_BYTES = 32
+_URLSAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 def new_token() -> str:
@@ -20,4 +21,4 @@ def hash_token(token: str) -> str:
 
 def looks_like_token(token: str) -> bool:
     """Cheap shape check before a database look-up."""
-    return 20 <= len(token) <= 100 and all(c.isalnum() or c in "-_" for c in token)
+    return 20 <= len(token) <= 100 and all(c in _URLSAFE for c in token)

@@ -21,7 +21,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka reads this attribute when start() builds its fetcher.
-        consumer._fetch_max_wait_ms = getattr(  # noqa: SLF001 - no public setter exists
+        consumer._fetch_max_wait_ms = getattr(
             self.app, "fetch_max_wait_ms", DEFAULT_FETCH_MAX_WAIT_MS
         )
         return consumer

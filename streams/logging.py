@@ -49,5 +49,12 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     root.setLevel(_LEVELS.get(level, logging.INFO))
     # aiosmtpd logs message envelopes (addresses) at INFO: keep them out. Faust, mode and
     # aiokafka narrate every start-up step at INFO; their warnings and errors still show.
-    for noisy in ("mail.log", "faust", "mode", "aiokafka", "streams.app", "streams.kafka_transport"):
+    for noisy in (
+        "mail.log",
+        "faust",
+        "mode",
+        "aiokafka",
+        "streams.app",
+        "streams.kafka_transport",
+    ):
         logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))

@@ -6,6 +6,8 @@ auto-created by the broker with the broker's default partition count instead.
 
 from __future__ import annotations
 
+import contextlib
+
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -23,11 +25,12 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]
         if missing:
-            new = [NewTopic(n, num_partitions=partitions, replication_factor=replication) for n in missing]
-            try:
+            new = [
+                NewTopic(n, num_partitions=partitions, replication_factor=replication)
+                for n in missing
+            ]
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
                 await admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass  # another worker created them first
             log.info("topics_created", topics=missing, partitions=partitions)
         for described in await admin.describe_topics([n for n in names if n in existing]):
             count = len(described.get("partitions", []))

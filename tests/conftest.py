@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -57,10 +58,10 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def wait_for(check: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> object:
+def wait_for(
+    check: Callable[[], object], timeout: float, what: str, interval: float = 0.1
+) -> object:
     """Poll *check* until it returns something truthy; fail with *what* after *timeout* s."""
-    import time
-
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:

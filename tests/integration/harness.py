@@ -82,7 +82,7 @@ class RunningLoop:
         env = {**os.environ, "CXLOOP_LOG_FORMAT": "json", **self.extra_env}
         env.pop("CXLOOP_STAFF_TOKEN", None)
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603
+            self.process = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",

@@ -1,0 +1,200 @@
+"""The wire contract: every record's JSON is pinned by a golden file in tests/golden/records/.
+
+A renamed, added, removed or retyped field changes the JSON and fails the golden test; a
+golden file that no longer loads into the record fails the reverse test. Change a golden
+file only together with a schema_version bump and a note for the consumers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams import records
+from streams.records import (
+    SCHEMA_VERSION,
+    DeadLetter,
+    FollowupAction,
+    FollowupTaskEvent,
+    ScoredResponse,
+    SurveyInvitation,
+    SurveyResponse,
+    WireRecord,
+)
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "records"
+AMSTERDAM_WINTER = timezone(timedelta(hours=1))
+AT = datetime(2026, 11, 20, 10, 15, 0, tzinfo=AMSTERDAM_WINTER)
+AT_UTC = datetime(2026, 11, 20, 9, 16, 30, 250000, tzinfo=UTC)
+ISO_8601_WITH_OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?[+-]\d{2}:\d{2}$")
+
+# One fixed instance per record class; the file name is the class name.
+SAMPLES: dict[str, WireRecord] = {
+    "SurveyInvitation": SurveyInvitation(
+        invitation_id="0e9b7c4a-5d1f-5b8e-8f3c-2a6d9e1b4c70",
+        event_id="7b0c7f7e-2a1e-4a4e-9a43-0c2b4f6f9d11",
+        customer_id="C-1001",
+        locale="nl",
+        created_at=AT,
+    ),
+    "SurveyResponse": SurveyResponse(
+        response_id="b1f2c3d4-0000-4000-8000-000000000001",
+        invitation_id="0e9b7c4a-5d1f-5b8e-8f3c-2a6d9e1b4c70",
+        customer_id="C-1001",
+        submitted_at=AT_UTC,
+        nps=3,
+        csat=None,
+    ),
+    "ScoredResponse": ScoredResponse(
+        response_id="b1f2c3d4-0000-4000-8000-000000000001",
+        invitation_id="0e9b7c4a-5d1f-5b8e-8f3c-2a6d9e1b4c70",
+        customer_id="C-1001",
+        submitted_at=AT_UTC,
+        nps=3,
+        nps_category="detractor",
+        csat=4,
+        csat_satisfied=True,
+    ),
+    "FollowupTaskEvent": FollowupTaskEvent(
+        event_type="action_recorded",
+        task_id="5a6b7c8d-1e2f-5a3b-8c4d-5e6f7a8b9c0d",
+        customer_id="C-1001",
+        origin="detractor",
+        priority=0,
+        status="contacted",
+        due_at=datetime(2026, 11, 22, 9, 16, 30, tzinfo=UTC),
+        occurred_at=AT,
+        action_type="called",
+    ),
+    "FollowupAction": FollowupAction(
+        action_id="c0ffee00-0000-4000-8000-000000000002",
+        task_id="5a6b7c8d-1e2f-5a3b-8c4d-5e6f7a8b9c0d",
+        customer_id="C-1001",
+        type="called",
+        note="Teruggebeld; storing verholpen, monteur komt dinsdag.",
+        actor="agent-17",
+        requested_at=AT,
+    ),
+    "DeadLetter": DeadLetter(
+        dead_letter_id="contact-events:2:1041",
+        source_topic="contact-events",
+        partition=2,
+        offset=1041,
+        reason="kind: Input should be 'purchase', 'after_sales' or 'complaint'",
+        original_b64="eyJraW5kIjogInByYWlzZSJ9",
+        received_at=AT_UTC,
+        key_b64="Qy0xMDAx",
+    ),
+}
+RECORD_CLASSES = {type(r).__name__: type(r) for r in SAMPLES.values()}
+FAUST_METADATA = {"__faust", "__faust_type", "ns"}
+
+
+def golden(name: str) -> Any:
+    return json.loads((GOLDEN / f"{name}.json").read_text("utf-8"))
+
+
+def test_every_record_class_has_a_sample_and_a_golden_file() -> None:
+    declared = {
+        name
+        for name, value in vars(records).items()
+        if isinstance(value, type) and issubclass(value, WireRecord) and value is not WireRecord
+    }
+    assert declared == set(SAMPLES)
+    assert {p.stem for p in GOLDEN.glob("*.json")} == declared
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_wire_json_matches_golden_file(name: str) -> None:
+    assert json.loads(SAMPLES[name].to_bytes()) == golden(name)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_golden_file_loads_into_the_record(name: str) -> None:
+    # The reverse direction: what consumers already have on the topic still decodes.
+    raw = (GOLDEN / f"{name}.json").read_bytes()
+    assert RECORD_CLASSES[name].from_bytes(raw) == SAMPLES[name]
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_round_trip(name: str) -> None:
+    record = SAMPLES[name]
+    again = type(record).from_bytes(record.to_bytes())
+    assert again == record
+    assert again.asdict() == record.asdict()
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_golden_shape(name: str) -> None:
+    data = golden(name)
+    assert data["schema_version"] == SCHEMA_VERSION == 1
+    assert not FAUST_METADATA & set(data), data
+    assert not any(k.startswith("__") for k in data)
+    timestamps = [v for k, v in data.items() if k.endswith("_at")]
+    assert timestamps, f"{name} has no timestamp"
+    for value in timestamps:
+        assert ISO_8601_WITH_OFFSET.match(value), value
+        assert datetime.fromisoformat(value).utcoffset() is not None
+
+
+def test_timestamps_keep_their_instant_and_offset() -> None:
+    again = SurveyInvitation.from_bytes(SAMPLES["SurveyInvitation"].to_bytes())
+    assert again.created_at == AT
+    assert again.created_at.utcoffset() == timedelta(hours=1)
+
+
+def test_a_changed_field_is_not_equal() -> None:
+    # Equality is what the round-trip tests rely on: it must see field values.
+    original = SAMPLES["SurveyInvitation"]
+    raw = json.loads(original.to_bytes())
+    raw["locale"] = "bg"
+    assert SurveyInvitation.from_bytes(json.dumps(raw).encode()) != original
+    raw["locale"] = "nl"
+    raw["created_at"] = (AT + timedelta(seconds=1)).isoformat()
+    assert SurveyInvitation.from_bytes(json.dumps(raw).encode()) != original
+
+
+def test_a_renamed_field_does_not_decode() -> None:
+    raw = json.loads(SAMPLES["SurveyInvitation"].to_bytes())
+    raw["lang"] = raw.pop("locale")
+    with pytest.raises(TypeError, match="locale"):
+        SurveyInvitation.from_bytes(json.dumps(raw).encode())
+
+
+@pytest.mark.parametrize("raw", [b"[]", b'"x"', b"null", b"1"])
+def test_from_bytes_rejects_non_objects(raw: bytes) -> None:
+    with pytest.raises(ValueError, match="not a JSON object"):
+        SurveyInvitation.from_bytes(raw)
+
+
+@given(
+    nps=st.one_of(st.none(), st.integers(min_value=0, max_value=10)),
+    csat=st.one_of(st.none(), st.integers(min_value=1, max_value=5)),
+    customer_id=st.text(min_size=1, max_size=40),
+    submitted_at=st.datetimes(
+        min_value=datetime(2000, 1, 1),
+        max_value=datetime(2100, 1, 1),
+        timezones=st.sampled_from([UTC, AMSTERDAM_WINTER, timezone(timedelta(hours=-3))]),
+    ),
+)
+def test_any_survey_response_round_trips(
+    nps: int | None, csat: int | None, customer_id: str, submitted_at: datetime
+) -> None:
+    record = SurveyResponse(
+        response_id="r-1",
+        invitation_id="i-1",
+        customer_id=customer_id,
+        submitted_at=submitted_at,
+        nps=nps,
+        csat=csat,
+    )
+    again = SurveyResponse.from_bytes(record.to_bytes())
+    assert again == record
+    assert again.submitted_at.utcoffset() == submitted_at.utcoffset()
