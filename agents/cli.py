@@ -16,12 +16,14 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy.engine import make_url
 
 from agents.mail_server import start_mail_server
+from agents.runtime import Runtime
 from agents.wiring import build_worker
 from models.database import create_schema
 from streams.app import CxApp
 from streams.embedded_broker import EmbeddedBroker
 from streams.logging import configure_logging
 from streams.settings import Settings, get_settings
+from streams.settings_doc import configuration_table
 from streams.topic_admin import ensure_topics
 from streams.topics import ALL_TOPICS, CONTACT_EVENTS
 
@@ -70,6 +72,10 @@ def up(
     database_url: Annotated[
         str | None, typer.Option(help="SQL database (default: SQLite file in the data dir).")
     ] = None,
+    emit_file: Annotated[
+        Path | None,
+        typer.Option("--emit", help="JSON-lines contact events to send once the worker runs."),
+    ] = None,
 ) -> None:
     """Start the embedded broker, a local SMTP server and a worker; stop them all on Ctrl-C."""
     data_dir = data_dir.resolve()
@@ -96,6 +102,8 @@ def up(
     mail_server = start_mail_server(mail_dir, host, smtp_port)
     try:
         app, runtime = build_worker(settings, mail_dir=mail_dir)
+        if emit_file is not None:
+            _emit_on_start(app, runtime, _read_lines(str(emit_file)))
         create_schema(runtime.engine)
         _print_welcome(settings, data_dir, broker.bootstrap)
         run_worker(app, settings)
@@ -160,12 +168,26 @@ def emit(
     topic: Annotated[str, typer.Option(help="Topic to produce to.")] = CONTACT_EVENTS,
 ) -> None:
     """Produce contact events, one JSON object per line, keyed by customer id."""
-    source = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
-    with source:
-        lines = [line.rstrip(b"\r\n") for line in source if line.strip()]
+    lines = _read_lines(file)
     servers = bootstrap or get_settings().kafka_bootstrap
     sent = asyncio.run(_produce(servers, topic, lines))
     typer.echo(f"sent {sent} event(s) to {topic}", err=True)
+
+
+def _read_lines(file: str) -> list[bytes]:
+    source = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
+    with source:
+        return [line.rstrip(b"\r\n") for line in source if line.strip()]
+
+
+def _emit_on_start(app: CxApp, runtime: Runtime, lines: list[bytes]) -> None:
+    """Send *lines* to contact-events once the worker has started (the demo's first event)."""
+
+    @app.task  # type: ignore[untyped-decorator]  # faust's task decorator is untyped
+    async def emit_demo_events() -> None:
+        for line in lines:
+            await runtime.topics.contact_events.send(key=customer_key(line), value=line)
+        log.info("demo_events_sent", count=len(lines))
 
 
 def customer_key(line: bytes) -> bytes | None:
@@ -187,6 +209,12 @@ async def _produce(bootstrap: str, topic: str, lines: list[bytes]) -> int:
     finally:
         await producer.stop()
     return len(lines)
+
+
+@cli.command("config-table")
+def config_table() -> None:
+    """Print the configuration reference (Markdown) that the README carries."""
+    typer.echo(configuration_table(), nl=False)
 
 
 def main() -> None:

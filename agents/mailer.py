@@ -57,6 +57,7 @@ async def handle_invitation(rt: Runtime, event: faust.EventT[bytes], sender: Smt
             link=f"{settings.public_url.rstrip('/')}/s/{token}",
             expires_at=claim.expires_at,
             mail_from=settings.mail_from,
+            sent_at=rt.clock(),
         )
         try:
             await sender.send(message)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -60,6 +60,7 @@ def build_invitation_mail(
     link: str,
     expires_at: datetime,
     mail_from: str,
+    sent_at: datetime | None = None,
 ) -> EmailMessage:
     """The survey invitation: a text and an HTML part, nothing from the customer in headers
     except the validated address."""
@@ -81,6 +82,8 @@ def build_invitation_mail(
     message["From"] = mail_from
     message["To"] = to
     message["Message-ID"] = make_msgid(idstring=invitation_id, domain="cxloop.invalid")
+    if sent_at is not None:
+        message["Date"] = format_datetime(sent_at)
     message["X-Cxloop-Invitation"] = invitation_id
     message.set_content(render("invitation.txt.j2", **words))
     message.add_alternative(render("invitation.html.j2", **words), subtype="html")

@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Address the worker's web server binds to.")
     web_port: int = Field(6066, description="Port of the worker's web server.")
     public_url: str = Field(
-        "http://127.0.0.1:6066", description="Base URL in survey links (CXLOOP_PUBLIC_URL)."
+        "http://127.0.0.1:6066",
+        description="Base URL of the survey links in e-mails (what customers can reach).",
     )
     staff_token: SecretStr = Field(
         SecretStr(""),
