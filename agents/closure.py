@@ -5,8 +5,9 @@ from __future__ import annotations
 import faust
 import structlog
 
+from agents.consume import consume
 from agents.dead_letters import send_to_dead_letters
-from agents.runtime import Runtime, bind_event
+from agents.runtime import Runtime
 from agents.task_events import task_event
 from models.followup import ActionType, TaskClosed
 from models.task_store import TaskNotFound, apply_action
@@ -49,6 +50,4 @@ async def handle_action(rt: Runtime, event: faust.EventT[bytes]) -> None:
 def register(app: faust.App, rt: Runtime) -> None:
     @app.agent(rt.topics.followup_actions, name="closure")
     async def closure(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            bind_event("closure", event)
-            await handle_action(rt, event)
+        await consume(rt, "closure", stream, handle_action)

@@ -7,8 +7,9 @@ from datetime import timedelta
 import faust
 import structlog
 
+from agents.consume import consume
 from agents.dead_letters import send_to_dead_letters
-from agents.runtime import Runtime, bind_event
+from agents.runtime import Runtime
 from agents.task_events import task_event
 from models.followup import task_for_answer
 from models.task_store import open_task
@@ -45,6 +46,4 @@ async def handle_scored(rt: Runtime, event: faust.EventT[bytes]) -> None:
 def register(app: faust.App, rt: Runtime) -> None:
     @app.agent(rt.topics.scored_responses, name="followup")
     async def followup(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            bind_event("followup", event)
-            await handle_scored(rt, event)
+        await consume(rt, "followup", stream, handle_scored)

@@ -8,8 +8,9 @@ from datetime import timedelta
 import faust
 import structlog
 
+from agents.consume import consume
 from agents.dead_letters import send_to_dead_letters
-from agents.runtime import Runtime, bind_event
+from agents.runtime import Runtime
 from agents.smtp_sender import FailureKind, SmtpFailure, SmtpSender
 from models.survey_content import build_invitation_mail
 from models.survey_store import DeliveryDone, claim_delivery, finish_delivery
@@ -93,6 +94,7 @@ def register(app: faust.App, rt: Runtime) -> None:
 
     @app.agent(rt.topics.survey_invitations, name="mailer")
     async def mailer(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            bind_event("mailer", event)
+        async def handle(rt: Runtime, event: faust.EventT[bytes]) -> None:
             await handle_invitation(rt, event, sender)
+
+        await consume(rt, "mailer", stream, handle)

@@ -44,6 +44,7 @@ class Runtime:
     topics: Topics
     clock: Callable[[], datetime] = field(default=utc_now)
     send: Sender = field(default=publish)
+    raise_on_bug: bool = False
 
     async def db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a blocking store function off the event loop; retry while the database is

@@ -5,8 +5,9 @@ from __future__ import annotations
 import faust
 import structlog
 
+from agents.consume import consume
 from agents.dead_letters import send_to_dead_letters
-from agents.runtime import Runtime, bind_event
+from agents.runtime import Runtime
 from models.scoring import csat_satisfied, nps_category
 from models.survey_store import record_score
 from streams.records import ScoredResponse, SurveyResponse
@@ -48,6 +49,4 @@ async def handle_response(rt: Runtime, event: faust.EventT[bytes]) -> None:
 def register(app: faust.App, rt: Runtime) -> None:
     @app.agent(rt.topics.survey_responses, name="scoring")
     async def scoring(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            bind_event("scoring", event)
-            await handle_response(rt, event)
+        await consume(rt, "scoring", stream, handle_response)

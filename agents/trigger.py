@@ -7,8 +7,9 @@ from datetime import timedelta
 import faust
 import structlog
 
+from agents.consume import consume
 from agents.dead_letters import send_to_dead_letters
-from agents.runtime import Runtime, bind_event
+from agents.runtime import Runtime
 from agents.task_events import task_event
 from models.contact_events import InvalidContactEvent, parse_contact_event
 from models.survey_store import decide_contact
@@ -60,6 +61,4 @@ async def handle_contact(rt: Runtime, event: faust.EventT[bytes]) -> None:
 def register(app: faust.App, rt: Runtime) -> None:
     @app.agent(rt.topics.contact_events, name="trigger")
     async def trigger(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            bind_event("trigger", event)
-            await handle_contact(rt, event)
+        await consume(rt, "trigger", stream, handle_contact)

@@ -20,6 +20,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
+            hide_parameters=True,  # error messages must not carry addresses or comments
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         # Take the write lock when a transaction starts: a read-then-write transaction
@@ -27,7 +28,12 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return create_engine(
-        url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 5}
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        connect_args={"connect_timeout": 5},
+        hide_parameters=True,
     )
 
 

@@ -54,7 +54,9 @@ def harness(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
         create_schema(engine)
         engines.append(engine)
         apps.append(app)
-        h = Harness(app=app, rt=Runtime(config, engine, topics, clock=lambda: NOW))
+        h = Harness(
+            app=app, rt=Runtime(config, engine, topics, clock=lambda: NOW, raise_on_bug=True)
+        )
 
         async def record(topic: faust.TopicT, key: str, value: bytes) -> None:
             h.sent.append((topic.get_topic_name(), key, orjson.loads(value)))
