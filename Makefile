@@ -36,7 +36,7 @@ $(SETUP_STAMP): $(VENV_PY) pyproject.toml
 	@touch $@
 
 up: setup
-	$(VENV)/bin/cxloop up --data-dir ./cxloop-data
+	$(VENV)/bin/cxloop up --data-dir ./cxloop-data --emit examples/contact-event.jsonl
 
 system-deps:
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && [ -x $(PG_INITDB) ]; then \
@@ -58,6 +58,7 @@ system-deps:
 test: setup system-deps
 	@pgdir=$$(mktemp -d /tmp/cxloop-pg.XXXXXX); \
 	trap 'bash tests/postgres_cluster.sh stop "$$pgdir"' EXIT; \
+	trap 'exit 130' INT; trap 'exit 143' TERM; \
 	if ! url=$$(bash tests/postgres_cluster.sh start "$$pgdir" | tail -n 1) || [ -z "$$url" ]; then \
 		echo "make test: FAILED: the throwaway PostgreSQL did not start (see above)." \
 			"The PostgreSQL tests cannot run without it." >&2; \

@@ -142,7 +142,12 @@ EOF
 cmd_stop() {
     local dir=$1
     [ -e "$dir" ] || return 0
-    [ -f "$dir/$MARKER" ] || die "$dir was not made by '$0 start'; not touching it"
+    if [ ! -f "$dir/$MARKER" ]; then
+        # `start` failed before it made anything (e.g. no initdb): the caller's empty
+        # directory is all there is. Anything else is not ours to delete.
+        rmdir -- "$dir" 2>/dev/null || die "$dir was not made by '$0 start'; not touching it"
+        return 0
+    fi
     if [ -f "$dir/data/postmaster.pid" ]; then
         if ! as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1; then
             log "fast stop failed, stopping immediately"
