@@ -31,7 +31,7 @@ async def handle_invitation(rt: Runtime, event: faust.EventT[bytes], sender: Smt
         invitation_id=invitation.invitation_id, customer_id=invitation.customer_id
     )
     settings = rt.settings
-    delay, failures = 1.0, 0
+    delay, failures = min(1.0, settings.smtp_backoff_max_s), 0
     while True:
         token = new_token()
         try:
@@ -97,4 +97,7 @@ def register(app: faust.App, rt: Runtime) -> None:
         async def handle(rt: Runtime, event: faust.EventT[bytes]) -> None:
             await handle_invitation(rt, event, sender)
 
-        await consume(rt, "mailer", stream, handle)
+        try:
+            await consume(rt, "mailer", stream, handle)
+        finally:
+            await sender.close()  # QUIT, so the relay sees a clean end

@@ -2,51 +2,67 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+
 import faust
 import structlog
 
-from agents.consume import consume
+from agents.consume import consume_batches
 from agents.dead_letters import send_to_dead_letters
 from agents.runtime import Runtime
 from models.scoring import csat_satisfied, nps_category
-from models.survey_store import record_score
+from models.survey_store import record_scores
 from streams.records import ScoredResponse, SurveyResponse
 
 log = structlog.get_logger("cxloop.scoring")
 
 
-async def handle_response(rt: Runtime, event: faust.EventT[bytes]) -> None:
-    try:
-        response = SurveyResponse.from_bytes(event.value)
-        category = nps_category(response.nps) if response.nps is not None else None
-        satisfied = csat_satisfied(response.csat) if response.csat is not None else None
-    except (ValueError, TypeError) as exc:
-        await send_to_dead_letters(rt, event, f"invalid survey response: {exc}")
-        return
-    structlog.contextvars.bind_contextvars(
-        response_id=response.response_id, customer_id=response.customer_id
-    )
-    stored = await rt.db(
-        record_score, rt.engine, response.response_id, category, satisfied, rt.clock()
-    )
-    if stored is None:
-        await send_to_dead_letters(rt, event, "survey response not found in the database")
-        return
-    scored = ScoredResponse(
+def score(response: SurveyResponse) -> ScoredResponse:
+    """The scored form of an answer; raises ValueError for a score out of range."""
+    return ScoredResponse(
         response_id=response.response_id,
         invitation_id=response.invitation_id,
         customer_id=response.customer_id,
         submitted_at=response.submitted_at,
         nps=response.nps,
-        nps_category=category,
+        nps_category=nps_category(response.nps) if response.nps is not None else None,
         csat=response.csat,
-        csat_satisfied=satisfied,
+        csat_satisfied=csat_satisfied(response.csat) if response.csat is not None else None,
     )
-    await rt.send(rt.topics.scored_responses, response.customer_id, scored.to_bytes())
-    log.info("response_scored", nps_category=category, csat_satisfied=satisfied)
+
+
+async def handle_responses(rt: Runtime, events: Sequence[faust.EventT[bytes]]) -> None:
+    scored: list[tuple[faust.EventT[bytes], ScoredResponse]] = []
+    for event in events:
+        try:
+            scored.append((event, score(SurveyResponse.from_bytes(event.value))))
+        except (ValueError, TypeError) as exc:
+            await send_to_dead_letters(rt, event, f"invalid survey response: {exc}")
+    if not scored:
+        return
+    found = await rt.db(
+        record_scores,
+        rt.engine,
+        [(s.response_id, s.nps_category, s.csat_satisfied) for _, s in scored],
+        rt.clock(),
+    )
+    for event, s in scored:
+        if s.response_id not in found:
+            await send_to_dead_letters(rt, event, "survey response not found in the database")
+    await asyncio.gather(
+        *(
+            rt.send(rt.topics.scored_responses, s.customer_id, s.to_bytes())
+            for _, s in scored
+            if s.response_id in found
+        )
+    )
+    categories = Counter(s.nps_category or "none" for _, s in scored if s.response_id in found)
+    log.info("responses_scored", **{f"nps_{c}": n for c, n in sorted(categories.items())})
 
 
 def register(app: faust.App, rt: Runtime) -> None:
     @app.agent(rt.topics.survey_responses, name="scoring")
     async def scoring(stream: faust.StreamT[bytes]) -> None:
-        await consume(rt, "scoring", stream, handle_response)
+        await consume_batches(rt, "scoring", stream, handle_responses)

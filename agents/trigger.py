@@ -2,63 +2,78 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Sequence
 from datetime import timedelta
 
 import faust
 import structlog
 
-from agents.consume import consume
+from agents.consume import consume_batches
 from agents.dead_letters import send_to_dead_letters
 from agents.runtime import Runtime
 from agents.task_events import task_event
-from models.contact_events import InvalidContactEvent, parse_contact_event
-from models.survey_store import decide_contact
+from models.contact_events import ContactEvent, InvalidContactEvent, parse_contact_event
+from models.decision_store import decide_contacts
 from streams.records import SurveyInvitation
 
 log = structlog.get_logger("cxloop.trigger")
 
 
-async def handle_contact(rt: Runtime, event: faust.EventT[bytes]) -> None:
-    """Decode → decide and record in SQL → send the invitation and any complaint task."""
-    try:
-        contact = parse_contact_event(event.value)
-    except InvalidContactEvent as exc:
-        await send_to_dead_letters(rt, event, f"invalid contact event: {exc}")
+async def handle_contacts(rt: Runtime, events: Sequence[faust.EventT[bytes]]) -> None:
+    """Decode → decide and record the batch in SQL → send invitations and complaint tasks."""
+    contacts: list[ContactEvent] = []
+    for event in events:
+        try:
+            contacts.append(parse_contact_event(event.value))
+        except InvalidContactEvent as exc:
+            await send_to_dead_letters(rt, event, f"invalid contact event: {exc}")
+    if not contacts:
         return
-    structlog.contextvars.bind_contextvars(
-        event_id=contact.event_id, customer_id=contact.customer.id
-    )
     settings = rt.settings
-    result = await rt.db(
-        decide_contact,
+    results = await rt.db(
+        decide_contacts,
         rt.engine,
-        contact,
+        contacts,
         rt.clock(),
         timedelta(days=settings.survey_cap_days),
         timedelta(hours=settings.followup_due_hours),
     )
     # Sent again on a replay: the decision stands, and downstream is idempotent on ids.
-    if result.invitation is not None:
-        invitation = SurveyInvitation(
-            invitation_id=result.invitation.invitation_id,
+    sends: list[Awaitable[None]] = []
+    for contact, result in zip(contacts, results, strict=True):
+        customer = contact.customer.id
+        if result.invitation is not None:
+            invitation = SurveyInvitation(
+                invitation_id=result.invitation.invitation_id,
+                event_id=contact.event_id,
+                customer_id=customer,
+                locale=result.invitation.locale,
+                created_at=result.invitation.created_at,
+            )
+            sends.append(rt.send(rt.topics.survey_invitations, customer, invitation.to_bytes()))
+        if result.task is not None:
+            opened = task_event("task_opened", result.task, result.task.opened_at)
+            sends.append(rt.send(rt.topics.followup_tasks, customer, opened.to_bytes()))
+        log.debug(
+            "survey_decided",
             event_id=contact.event_id,
-            customer_id=contact.customer.id,
-            locale=result.invitation.locale,
-            created_at=result.invitation.created_at,
+            customer_id=customer,
+            reason=result.decision.reason,
+            replay=not result.fresh,
         )
-        await rt.send(rt.topics.survey_invitations, contact.customer.id, invitation.to_bytes())
-    if result.task is not None:
-        opened = task_event("task_opened", result.task, result.task.opened_at)
-        await rt.send(rt.topics.followup_tasks, contact.customer.id, opened.to_bytes())
+    await asyncio.gather(*sends)
+    reasons = Counter(r.decision.reason for r in results if r.fresh)
     log.info(
-        "survey_decided",
-        outcome=result.decision.outcome,
-        reason=result.decision.reason,
-        replay=not result.fresh,
+        "contacts_decided",
+        events=len(events),
+        replays=sum(not r.fresh for r in results),
+        **{f"reason_{reason}": count for reason, count in sorted(reasons.items())},
     )
 
 
 def register(app: faust.App, rt: Runtime) -> None:
     @app.agent(rt.topics.contact_events, name="trigger")
     async def trigger(stream: faust.StreamT[bytes]) -> None:
-        await consume(rt, "trigger", stream, handle_contact)
+        await consume_batches(rt, "trigger", stream, handle_contacts)

@@ -58,14 +58,24 @@ def transaction(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-def insert_if_absent(session: Session, table: type[SQLModel], values: dict[str, Any]) -> bool:
-    """INSERT … ON CONFLICT DO NOTHING on any unique key; True when the row was new."""
+def _insert_ignoring_conflicts(session: Session, table: type[SQLModel]) -> Any:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        stmt: Any = pg_insert(table).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing()
-    else:
-        raise NotImplementedError(f"no idempotent insert for {dialect}")
-    result = session.execute(stmt)
+        return pg_insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"no idempotent insert for {dialect}")
+
+
+def insert_if_absent(session: Session, table: type[SQLModel], values: dict[str, Any]) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING on any unique key; True when the row was new."""
+    result = session.execute(_insert_ignoring_conflicts(session, table).values(**values))
     return bool(result.rowcount)  # type: ignore[attr-defined]  # CursorResult has rowcount
+
+
+def insert_many_if_absent(
+    session: Session, table: type[SQLModel], rows: list[dict[str, Any]]
+) -> None:
+    """The same for many rows in one executemany (rows that exist are left as they are)."""
+    if rows:
+        session.execute(_insert_ignoring_conflicts(session, table), rows)

@@ -1,4 +1,4 @@
-"""Durable survey state in SQL: decisions, invitations, deliveries and answers.
+"""Durable survey state in SQL: invitation deliveries, answers and their scores.
 
 Every function is one short transaction, safe to repeat with the same ids.
 """
@@ -6,184 +6,18 @@ Every function is one short transaction, safe to repeat with the same ids.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, bindparam, func, select, update
 from sqlmodel import Session, col
 
-from models.contact_events import ContactEvent
-from models.database import insert_if_absent, transaction
-from models.eligibility import CustomerState, Decision, Reason, decide
-from models.followup import NewTask, TaskOrigin, TaskStatus, task_for_complaint
+from models.database import transaction
 from models.tables import (
-    ContactEvent as ContactEventRow,
-)
-from models.tables import (
-    CustomerContactState,
-    FollowupTask,
-    SurveyDecision,
     SurveyInvitation,
     SurveyResponse,
 )
-
-_INVITATION_NAMESPACE = uuid.UUID("0b8e2a53-3a43-4c55-8f0e-5d2f6f1b9c21")
-
-
-def invitation_id_for(event_id: str) -> str:
-    """The stable invitation id of a contact event's survey."""
-    return str(uuid.uuid5(_INVITATION_NAMESPACE, event_id))
-
-
-@dataclass(frozen=True)
-class TriggerResult:
-    """What one contact event led to; *fresh* is False when it was decided before."""
-
-    decision: SurveyDecision
-    invitation: SurveyInvitation | None
-    task: FollowupTask | None
-    fresh: bool
-
-
-def customer_state(session: Session, customer_id: str) -> CustomerState:
-    """Eligibility facts of one customer, read inside the caller's transaction."""
-    row = session.get(CustomerContactState, customer_id)
-    rows = session.execute(
-        select(col(FollowupTask.origin), func.count())
-        .where(col(FollowupTask.customer_id) == customer_id)
-        .where(col(FollowupTask.status) != TaskStatus.CLOSED)
-        .group_by(col(FollowupTask.origin))
-    ).all()
-    open_by_origin: dict[str, int] = dict(rows)
-    return CustomerState(
-        last_surveyed_at=row.last_surveyed_at if row else None,
-        open_complaints=open_by_origin.get(TaskOrigin.COMPLAINT, 0),
-        open_followups=open_by_origin.get(TaskOrigin.DETRACTOR, 0),
-    )
-
-
-def decide_contact(
-    engine: Engine,
-    event: ContactEvent,
-    now: datetime,
-    cap: timedelta,
-    task_due: timedelta,
-) -> TriggerResult:
-    """Record *event*, decide whether to survey, and record the outcome, in one transaction.
-
-    A second call with the same event id changes nothing and returns the first outcome.
-    """
-    with transaction(engine) as session:
-        existing = session.get(SurveyDecision, event.event_id)
-        if existing is not None:
-            return _outcome_of(session, existing, fresh=False)
-        insert_if_absent(
-            session,
-            ContactEventRow,
-            {
-                "event_id": event.event_id,
-                "occurred_at": event.occurred_at,
-                "kind": event.kind.value,
-                "channel": event.channel.value,
-                "customer_id": event.customer.id,
-                "locale": event.customer.locale,
-                "partner": event.partner,
-                "product": event.product,
-                "case_id": event.case_id,
-                "received_at": now,
-            },
-        )
-        decision = decide(event, customer_state(session, event.customer.id), now, cap)
-        if decision.surveyed and not _claim_survey_slot(session, event.customer.id, now, cap):
-            decision = Decision(False, Reason.RECENTLY_SURVEYED)
-        invitation = _new_invitation(event, now) if decision.surveyed else None
-        row = SurveyDecision(
-            event_id=event.event_id,
-            customer_id=event.customer.id,
-            outcome=decision.outcome,
-            reason=decision.reason.value,
-            invitation_id=invitation.invitation_id if invitation else None,
-            decided_at=now,
-        )
-        session.add(row)
-        if invitation is not None:
-            session.add(invitation)
-        task = None
-        if event.kind == "complaint":
-            new = task_for_complaint(event.event_id, event.occurred_at, task_due)
-            task = open_task_in(session, event.customer.id, new)
-        return TriggerResult(row, invitation, task, fresh=True)
-
-
-def _claim_survey_slot(session: Session, customer_id: str, now: datetime, cap: timedelta) -> bool:
-    """Move the customer's last-surveyed time to *now* unless another survey is inside the cap.
-
-    The conditional UPDATE is what keeps two workers from both surveying one customer.
-    """
-    insert_if_absent(
-        session, CustomerContactState, {"customer_id": customer_id, "last_surveyed_at": None}
-    )
-    result = session.execute(
-        update(CustomerContactState)
-        .where(col(CustomerContactState.customer_id) == customer_id)
-        .where(
-            (col(CustomerContactState.last_surveyed_at).is_(None))
-            | (col(CustomerContactState.last_surveyed_at) <= now - cap)
-        )
-        .values(last_surveyed_at=now)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]  # CursorResult of an UPDATE
-
-
-def _new_invitation(event: ContactEvent, now: datetime) -> SurveyInvitation:
-    if event.customer.email is None:
-        raise ValueError("eligibility surveyed a customer without an e-mail address")
-    return SurveyInvitation(
-        invitation_id=invitation_id_for(event.event_id),
-        event_id=event.event_id,
-        customer_id=event.customer.id,
-        email=str(event.customer.email),
-        name=event.customer.name,
-        locale=(event.customer.locale or "en").lower(),
-        kind=event.kind.value,
-        channel=event.channel.value,
-        partner=event.partner,
-        product=event.product,
-        created_at=now,
-    )
-
-
-def _outcome_of(session: Session, decision: SurveyDecision, *, fresh: bool) -> TriggerResult:
-    invitation = (
-        session.get(SurveyInvitation, decision.invitation_id) if decision.invitation_id else None
-    )
-    task = session.execute(
-        select(FollowupTask).where(col(FollowupTask.source_id) == decision.event_id)
-    ).scalar_one_or_none()
-    return TriggerResult(decision, invitation, task, fresh=fresh)
-
-
-def open_task_in(session: Session, customer_id: str, new: NewTask) -> FollowupTask:
-    """Open *new* unless a task with its id exists; return the stored task."""
-    insert_if_absent(
-        session,
-        FollowupTask,
-        {
-            "task_id": new.task_id,
-            "origin": new.origin.value,
-            "source_id": new.source_id,
-            "customer_id": customer_id,
-            "priority": new.priority,
-            "status": TaskStatus.OPEN.value,
-            "opened_at": new.opened_at,
-            "due_at": new.due_at,
-        },
-    )
-    task = session.get(FollowupTask, new.task_id)
-    if task is None:
-        raise LookupError(f"task {new.task_id} vanished inside its own transaction")
-    return task
-
 
 # --- e-mail delivery: at most one mail per invitation ---------------------------------
 
@@ -225,21 +59,26 @@ def claim_delivery(
         if row.delivery_status == "sending":
             row.delivery_status = "unknown"
             row.delivery_error = "interrupted while sending; not retried"
-        if row.delivery_status != "pending":
-            raise DeliveryDone(row.delivery_status)
-        row.delivery_status = "sending"
-        row.delivery_attempts += 1
-        row.token_hash = token_hash
-        row.expires_at = now + ttl
-        return DeliveryClaim(
-            invitation_id=row.invitation_id,
-            email=row.email,
-            name=row.name,
-            locale=row.locale,
-            company=row.partner or row.product,
-            expires_at=row.expires_at,
-            attempt=row.delivery_attempts,
-        )
+        claim = None
+        if row.delivery_status == "pending":
+            row.delivery_status = "sending"
+            row.delivery_attempts += 1
+            row.token_hash = token_hash
+            row.expires_at = now + ttl
+            claim = DeliveryClaim(
+                invitation_id=row.invitation_id,
+                email=row.email,
+                name=row.name,
+                locale=row.locale,
+                company=row.partner or row.product,
+                expires_at=row.expires_at,
+                attempt=row.delivery_attempts,
+            )
+        status = row.delivery_status
+    # Raised after the commit, so an 'unknown' verdict is kept.
+    if claim is None:
+        raise DeliveryDone(status)
+    return claim
 
 
 def finish_delivery(
@@ -357,19 +196,38 @@ def unpublished_responses(
         )
 
 
-def record_score(
+def record_scores(
     engine: Engine,
-    response_id: str,
-    nps_category: str | None,
-    csat_satisfied: bool | None,
+    scores: Sequence[tuple[str, str | None, bool | None]],
     now: datetime,
-) -> SurveyResponse | None:
-    """Write the score onto the answer (the same values on every replay)."""
+) -> set[str]:
+    """Write (response id, NPS category, CSAT verdict) onto the answers in one transaction;
+    the same values on every replay. Returns the response ids that exist."""
+    ids = {response_id for response_id, _, _ in scores}
     with transaction(engine) as session:
-        row = session.get(SurveyResponse, response_id)
-        if row is None:
-            return None
-        row.nps_category = nps_category
-        row.csat_satisfied = csat_satisfied
-        row.scored_at = row.scored_at or now
-        return row
+        found = set(
+            session.execute(
+                select(col(SurveyResponse.response_id)).where(
+                    col(SurveyResponse.response_id).in_(ids)
+                )
+            ).scalars()
+        )
+        rows = [
+            {"rid": rid, "category": category, "satisfied": satisfied, "now": now}
+            for rid, category, satisfied in scores
+            if rid in found
+        ]
+        if rows:
+            # Core executemany on the table, not the ORM bulk update (no identity sync).
+            table = SurveyResponse.__table__  # type: ignore[attr-defined]  # set by SQLModel
+            session.connection().execute(
+                update(table)
+                .where(table.c.response_id == bindparam("rid"))
+                .values(
+                    nps_category=bindparam("category"),
+                    csat_satisfied=bindparam("satisfied"),
+                    scored_at=func.coalesce(table.c.scored_at, bindparam("now")),
+                ),
+                rows,
+            )
+        return found

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
-from models.database import transaction
+from models.database import insert_many_if_absent, transaction
 from models.followup import ActionType, NewTask, TaskStatus, status_after
-from models.survey_store import open_task_in
 from models.tables import FollowupAction, FollowupTask
 
 
@@ -27,11 +27,47 @@ class TaskNotFound(LookupError):
     """No task has this id."""
 
 
-def open_task(engine: Engine, customer_id: str, new: NewTask) -> tuple[FollowupTask, bool]:
-    """Open *new* (idempotent on its stable id); True when it was not there before."""
+def open_tasks(
+    engine: Engine, new: Sequence[tuple[str, NewTask]]
+) -> list[tuple[FollowupTask, bool]]:
+    """Open each (customer id, task) unless a task with its stable id exists, in one
+    transaction; per task the stored row and whether it is new."""
+    ids = [task.task_id for _, task in new]
     with transaction(engine) as session:
-        existed = session.get(FollowupTask, new.task_id) is not None
-        return open_task_in(session, customer_id, new), not existed
+        existing = set(
+            session.execute(
+                select(col(FollowupTask.task_id)).where(col(FollowupTask.task_id).in_(ids))
+            ).scalars()
+        )
+        insert_many_if_absent(
+            session,
+            FollowupTask,
+            [
+                {
+                    "task_id": task.task_id,
+                    "origin": task.origin.value,
+                    "source_id": task.source_id,
+                    "customer_id": customer_id,
+                    "priority": task.priority,
+                    "status": TaskStatus.OPEN.value,
+                    "opened_at": task.opened_at,
+                    "due_at": task.due_at,
+                }
+                for customer_id, task in new
+            ],
+        )
+        stored = {
+            t.task_id: t
+            for t in session.execute(
+                select(FollowupTask).where(col(FollowupTask.task_id).in_(ids))
+            ).scalars()
+        }
+        return [(stored[i], i not in existing) for i in ids]
+
+
+def open_task(engine: Engine, customer_id: str, new: NewTask) -> tuple[FollowupTask, bool]:
+    """open_tasks for one task."""
+    return open_tasks(engine, [(customer_id, new)])[0]
 
 
 def get_task(engine: Engine, task_id: str) -> FollowupTask:

@@ -11,6 +11,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.models.fields import StringField
 
 SCHEMA_VERSION = 1
 
@@ -37,6 +38,10 @@ class WireRecord(
             raise ValueError("payload is not a JSON object")
         record = cls.from_data(data)
         record.validate_or_raise()
+        for name in record._options.fields:
+            value = getattr(record, name)
+            if isinstance(value, datetime) and value.utcoffset() is None:
+                raise ValueError(f"{name}: timestamp without time zone")
         return record
 
 
@@ -105,9 +110,9 @@ class FollowupAction(WireRecord):
     task_id: str
     customer_id: str
     type: str
-    note: str
     actor: str
     requested_at: datetime
+    note: str = StringField(allow_blank=True, required=False, default="")
     schema_version: int = SCHEMA_VERSION
 
 
@@ -119,7 +124,7 @@ class DeadLetter(WireRecord):
     partition: int
     offset: int
     reason: str
-    original_b64: str
+    original_b64: str = StringField(allow_blank=True)  # an empty message is still a message
     received_at: datetime
     key_b64: str | None = None
     schema_version: int = SCHEMA_VERSION

@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     broker_heartbeat_interval_s: float = Field(1.0, description="Consumer-group heartbeat.")
     broker_rebalance_timeout_s: float = Field(4.0, description="Consumer-group rebalance timeout.")
 
+    batch_max_events: int = Field(
+        500, ge=1, description="Most events a hot-path agent takes per batch (one transaction)."
+    )
+    batch_within_ms: int = Field(
+        20, ge=1, description="How long a hot-path agent waits to fill a batch."
+    )
+
     # Database
     database_url: str = Field(
         "sqlite:///cxloop.db",

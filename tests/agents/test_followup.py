@@ -1,0 +1,164 @@
+"""followup agent in Faust's test harness: one task per detractor, announced on followup-tasks."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from agents import followup
+from models.database import transaction
+from models.followup import TaskOrigin, task_id_for
+from models.tables import FollowupTask
+from streams import records
+from tests.agents.conftest import Harness, settled
+
+SUBMITTED = datetime(2026, 11, 23, 8, 30, tzinfo=timezone(timedelta(hours=1)))
+
+
+def scored_response(
+    response_id: str, nps: int | None, category: str | None, customer: str = "C-1"
+) -> bytes:
+    return records.ScoredResponse(
+        response_id=response_id,
+        invitation_id=f"inv-{response_id}",
+        customer_id=customer,
+        submitted_at=SUBMITTED,
+        nps=nps,
+        nps_category=category,
+    ).to_bytes()
+
+
+def rows(h: Harness, sql: str) -> list[tuple[Any, ...]]:
+    with h.rt.engine.connect() as connection:
+        return [tuple(r) for r in connection.execute(text(sql)).all()]
+
+
+def tasks(h: Harness) -> list[tuple[Any, ...]]:
+    return rows(
+        h,
+        "SELECT task_id, origin, source_id, customer_id, priority, status FROM followup_tasks"
+        " ORDER BY source_id",
+    )
+
+
+def task_times(h: Harness) -> tuple[datetime, datetime]:
+    with transaction(h.rt.engine) as session:
+        (task,) = session.scalars(select(FollowupTask)).all()
+    return task.opened_at, task.due_at
+
+
+def task_events(h: Harness) -> list[tuple[str, dict[str, Any]]]:
+    return [(key, value) for topic, key, value in h.sent if topic == "followup-tasks"]
+
+
+@pytest.mark.parametrize(("nps", "priority"), [(0, 0), (3, 0), (4, 1), (6, 1)])
+async def test_a_detractor_gets_one_task_due_after_the_configured_hours(
+    harness: Callable[..., Harness], nps: int, priority: int
+) -> None:
+    h = harness(followup, followup_due_hours=24)
+    async with h.agent("followup").test_context() as agent:
+        await agent.put(scored_response("r-1", nps, "detractor"), key=b"C-1")
+        await settled(h, lambda: bool(task_events(h)), "the task event")
+    task_id = task_id_for(TaskOrigin.DETRACTOR, "r-1")
+    assert tasks(h) == [(task_id, "detractor", "r-1", "C-1", priority, "open")]
+    opened_at, due_at = task_times(h)
+    assert opened_at == SUBMITTED
+    assert due_at == SUBMITTED + timedelta(hours=24)
+    assert due_at.tzinfo is not None
+    assert due_at.astimezone(UTC) == datetime(2026, 11, 24, 7, 30, tzinfo=UTC)
+    assert len(task_events(h)) == 1
+    key, event = task_events(h)[0]
+    assert key == "C-1"
+    assert (event["event_type"], event["task_id"], event["priority"], event["status"]) == (
+        "task_opened",
+        task_id,
+        priority,
+        "open",
+    )
+    assert (event["origin"], event["customer_id"]) == ("detractor", "C-1")
+    assert datetime.fromisoformat(event["due_at"]) == SUBMITTED + timedelta(hours=24)
+    assert h.sent_to("dead-letters") == []
+
+
+async def test_the_default_due_time_is_48_hours(harness: Callable[..., Harness]) -> None:
+    h = harness(followup)
+    async with h.agent("followup").test_context() as agent:
+        await agent.put(scored_response("r-1", 2, "detractor"), key=b"C-1")
+        await settled(h, lambda: bool(task_events(h)), "the task event")
+    assert task_times(h)[1] == SUBMITTED + timedelta(hours=48)
+
+
+async def test_the_same_detractor_twice_opens_one_task(harness: Callable[..., Harness]) -> None:
+    h = harness(followup)
+    value = scored_response("r-1", 5, "detractor")
+    async with h.agent("followup").test_context() as agent:
+        await agent.put(value, key=b"C-1")
+        await agent.put(value, key=b"C-1")  # redelivered
+        await settled(h, lambda: len(task_events(h)) == 2, "both task events")
+    task_id = task_id_for(TaskOrigin.DETRACTOR, "r-1")
+    assert tasks(h) == [(task_id, "detractor", "r-1", "C-1", 1, "open")]
+    # The replay announces the same task again; downstream is idempotent on task_id.
+    assert [event["task_id"] for _key, event in task_events(h)] == [task_id, task_id]
+    assert task_events(h)[0] == task_events(h)[1]
+
+
+@pytest.mark.parametrize(
+    ("nps", "category"), [(10, "promoter"), (9, "promoter"), (7, "passive"), (None, None)]
+)
+async def test_no_task_for_an_answer_that_is_not_a_detractor(
+    harness: Callable[..., Harness], nps: int | None, category: str | None
+) -> None:
+    h = harness(followup)
+    async with h.agent("followup").test_context() as agent:
+        await agent.put(scored_response("r-1", nps, category), key=b"C-1")
+        await agent.put(scored_response("r-2", 1, "detractor", customer="C-2"), key=b"C-2")
+        await settled(h, lambda: bool(task_events(h)), "the next answer's task event")
+    assert [row[2:4] for row in tasks(h)] == [("r-2", "C-2")]
+    assert [key for key, _event in task_events(h)] == ["C-2"]
+    assert h.sent_to("dead-letters") == []
+
+
+async def test_bad_input_is_dead_lettered_and_the_next_answer_flows(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness(followup)
+    bad = b'{"response_id": "r-0", "nps": 1}'
+    async with h.agent("followup").test_context() as agent:
+        await agent.put(bad, key=b"C-1")
+        await agent.put(scored_response("r-1", 1, "detractor"), key=b"C-1")
+        await settled(h, lambda: bool(task_events(h)), "the next answer's task event")
+    letters = h.sent_to("dead-letters")
+    assert len(letters) == 1
+    assert letters[0]["reason"].startswith("invalid scored response: ")
+    assert letters[0]["source_topic"] == "scored-responses"
+    assert base64.b64decode(letters[0]["original_b64"]) == bad
+    assert [row[2] for row in tasks(h)] == ["r-1"]
+
+
+async def test_a_timestamp_without_offset_is_dead_lettered_not_a_crash(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness(followup)
+    naive = (
+        b'{"response_id": "r-0", "invitation_id": "inv-r-0", "customer_id": "C-1",'
+        b' "submitted_at": "2026-11-23T08:30:00", "nps": 1, "nps_category": "detractor"}'
+    )
+    async with h.agent("followup").test_context() as agent:
+        await agent.put(naive, key=b"C-1")
+        await settled(
+            h,
+            lambda: bool(h.sent) or agent.crash_reason is not None,
+            "the dead letter, or the agent's crash",
+        )
+        assert agent.crash_reason is None, f"the agent crashed: {agent.crash_reason!r}"
+        await agent.put(scored_response("r-1", 1, "detractor"), key=b"C-1")
+        await settled(h, lambda: bool(task_events(h)), "the next answer's task event")
+    letters = h.sent_to("dead-letters")
+    assert len(letters) == 1
+    assert base64.b64decode(letters[0]["original_b64"]) == naive
+    assert [row[2] for row in tasks(h)] == ["r-1"]
