@@ -1,0 +1,112 @@
+"""The SQL stores on SQLite and PostgreSQL: batches, replays and concurrent writers."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, text
+
+from models.contact_events import ContactEvent, parse_contact_event
+from models.decision_store import decide_contacts
+from models.survey_store import AlreadyAnswered, claim_delivery, finish_delivery, record_response
+from models.tokens import hash_token, new_token
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+CAP = timedelta(days=180)
+DUE = timedelta(hours=48)
+
+
+def event(n: int, customer: str, kind: str = "purchase") -> ContactEvent:
+    data: dict[str, Any] = {
+        "event_id": f"e-{n}",
+        "occurred_at": "2026-11-23T08:00:00+01:00",
+        "kind": kind,
+        "channel": "web",
+        "customer": {"id": customer, "email": f"{customer.lower()}@example.nl"},
+    }
+    return parse_contact_event(orjson.dumps(data))
+
+
+def count(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
+    with engine.connect() as connection:
+        return [tuple(r) for r in connection.execute(text(sql)).all()]
+
+
+def test_a_batch_with_repeats_surveys_each_customer_once(engine: Engine) -> None:
+    batch = [event(i, f"C-{i % 7}") for i in range(40)] + [event(3, "C-3")]  # e-3 twice
+    results = decide_contacts(engine, batch, NOW, CAP, DUE)
+    assert len(results) == len(batch)
+    assert results[-1].decision is results[3].decision
+    assert results[-1].fresh is False
+    decisions = {r.decision.event_id: r.decision for r in results}
+    surveyed = Counter(d.customer_id for d in decisions.values() if d.outcome == "surveyed")
+    assert set(surveyed.values()) == {1}
+    assert len(surveyed) == 7
+    assert count(engine, "SELECT count(*) FROM survey_decisions") == [(40,)]
+    assert count(engine, "SELECT count(*) FROM survey_invitations") == [(7,)]
+    # The whole batch again: nothing new, the same outcomes.
+    again = decide_contacts(engine, batch, NOW + timedelta(days=1), CAP, DUE)
+    assert [r.decision.reason for r in again] == [r.decision.reason for r in results]
+    assert not any(r.fresh for r in again)
+    assert count(engine, "SELECT count(*) FROM survey_decisions") == [(40,)]
+
+
+def test_the_cap_ends_and_a_complaint_blocks(engine: Engine) -> None:
+    decide_contacts(engine, [event(1, "C-1")], NOW, CAP, DUE)
+    later = decide_contacts(engine, [event(2, "C-1")], NOW + CAP - timedelta(seconds=1), CAP, DUE)
+    assert later[0].decision.reason == "recently_surveyed"
+    complaint = decide_contacts(engine, [event(3, "C-1", kind="complaint")], NOW + CAP, CAP, DUE)
+    assert complaint[0].decision.reason == "open_complaint"
+    assert complaint[0].task is not None
+    after = decide_contacts(engine, [event(4, "C-1")], NOW + CAP, CAP, DUE)
+    assert after[0].decision.reason == "open_complaint"
+    assert count(engine, "SELECT origin, status FROM followup_tasks") == [("complaint", "open")]
+
+
+def test_concurrent_workers_never_survey_one_customer_twice(engine: Engine) -> None:
+    """Two 'workers' decide overlapping batches for the same customers at the same time."""
+    customers = [f"C-{i}" for i in range(50)]
+    start = threading.Barrier(4)
+
+    def worker(offset: int) -> None:
+        start.wait()
+        for round_ in range(5):
+            batch = [event(offset * 1000 + round_ * 100 + i, c) for i, c in enumerate(customers)]
+            decide_contacts(engine, batch, NOW, CAP, DUE)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(worker, range(4)))
+    surveyed = count(
+        engine,
+        "SELECT customer_id, count(*) FROM survey_decisions WHERE outcome = 'surveyed' "
+        "GROUP BY customer_id",
+    )
+    assert sorted(surveyed) == sorted((c, 1) for c in customers)
+    assert count(engine, "SELECT count(*) FROM survey_decisions") == [(4 * 5 * 50,)]
+
+
+def test_fifty_parallel_answers_to_one_token_store_exactly_one(engine: Engine) -> None:
+    [result] = decide_contacts(engine, [event(1, "C-1")], NOW, CAP, DUE)
+    assert result.invitation is not None
+    token = new_token()
+    claim_delivery(engine, result.invitation.invitation_id, hash_token(token), NOW, CAP)
+    finish_delivery(engine, result.invitation.invitation_id, "sent", NOW)
+    start = threading.Barrier(50)
+
+    def answer(score: int) -> str:
+        start.wait()
+        try:
+            record_response(engine, hash_token(token), score % 11, None, None, NOW)
+        except AlreadyAnswered:
+            return "409"
+        return "201"
+
+    with ThreadPoolExecutor(50) as pool:
+        outcomes = Counter(pool.map(answer, range(50)))
+    assert outcomes == {"201": 1, "409": 49}
+    assert count(engine, "SELECT count(*) FROM survey_responses") == [(1,)]
