@@ -3,101 +3,120 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from collections.abc import Sequence
 from datetime import timedelta
 
 import faust
 import structlog
 
-from agents.consume import consume
+from agents.consume import consume_batches
 from agents.dead_letters import send_to_dead_letters
 from agents.runtime import Runtime
-from agents.smtp_sender import FailureKind, SmtpFailure, SmtpSender
+from agents.smtp_sender import FailureKind, SenderPool, SmtpFailure
 from models.survey_content import build_invitation_mail
-from models.survey_store import DeliveryDone, claim_delivery, finish_delivery
+from models.survey_store import DeliveryClaim, claim_deliveries, finish_deliveries
 from models.tokens import hash_token, new_token
 from streams.records import SurveyInvitation
 
 log = structlog.get_logger("cxloop.mailer")
 
 
-async def handle_invitation(rt: Runtime, event: faust.EventT[bytes], sender: SmtpSender) -> None:
-    """Claim the invitation in SQL, send the mail, record the outcome; retry what is temporary."""
-    try:
-        invitation = SurveyInvitation.from_bytes(event.value)
-    except (ValueError, TypeError) as exc:
-        await send_to_dead_letters(rt, event, f"invalid survey invitation: {exc}")
-        return
-    structlog.contextvars.bind_contextvars(
-        invitation_id=invitation.invitation_id, customer_id=invitation.customer_id
-    )
+async def handle_invitations(
+    rt: Runtime, events: Sequence[faust.EventT[bytes]], pool: SenderPool
+) -> None:
+    """Claim the batch in SQL, send over the pool's connections, record every outcome.
+
+    Temporary failures are claimed again with a new token after a backoff, so the stream
+    waits (back-pressure) while the relay is down; nothing is dropped.
+    """
+    first_event: dict[str, faust.EventT[bytes]] = {}
+    for event in events:
+        try:
+            invitation = SurveyInvitation.from_bytes(event.value)
+        except (ValueError, TypeError) as exc:
+            await send_to_dead_letters(rt, event, f"invalid survey invitation: {exc}")
+            continue
+        first_event.setdefault(invitation.invitation_id, event)  # a duplicate needs no mail
     settings = rt.settings
-    delay, failures = min(1.0, settings.smtp_backoff_max_s), 0
-    while True:
-        token = new_token()
-        try:
-            claim = await rt.db(
-                claim_delivery,
-                rt.engine,
-                invitation.invitation_id,
-                hash_token(token),
-                rt.clock(),
-                timedelta(days=settings.invitation_ttl_days),
-            )
-        except DeliveryDone as done:
-            log.info("mail_skipped", delivery_status=done.status)
-            return
-        except LookupError:
-            await send_to_dead_letters(rt, event, "invitation not found in the database")
-            return
-        message = build_invitation_mail(
-            invitation_id=claim.invitation_id,
-            to=claim.email,
-            name=claim.name,
-            locale=claim.locale,
-            company=claim.company or settings.company_name,
-            link=f"{settings.public_url.rstrip('/')}/s/{token}",
-            expires_at=claim.expires_at,
-            mail_from=settings.mail_from,
-            sent_at=rt.clock(),
+    wanted = set(first_event)
+    tally: Counter[str] = Counter()
+    delay, rounds = min(1.0, settings.smtp_backoff_max_s), 0
+    while wanted:
+        tokens = {invitation_id: new_token() for invitation_id in wanted}
+        claims = await rt.db(
+            claim_deliveries,
+            rt.engine,
+            {i: hash_token(t) for i, t in tokens.items()},
+            rt.clock(),
+            timedelta(days=settings.invitation_ttl_days),
         )
-        try:
-            await sender.send(message)
-        except SmtpFailure as failure:
-            failures += 1
-            gave_up = settings.smtp_max_attempts and failures >= settings.smtp_max_attempts
-            if failure.kind is FailureKind.TRANSIENT and not gave_up:
-                await rt.db(
-                    finish_delivery,
-                    rt.engine,
-                    claim.invitation_id,
-                    "pending",
-                    rt.clock(),
-                    failure.detail,
-                )
-                log.warning("mail_deferred", error=failure.detail, retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, settings.smtp_backoff_max_s)
-                continue
-            status = "unknown" if failure.kind is FailureKind.AMBIGUOUS else "failed"
-            await rt.db(
-                finish_delivery, rt.engine, claim.invitation_id, status, rt.clock(), failure.detail
+        for invitation_id in claims.missing:
+            await send_to_dead_letters(
+                rt, first_event[invitation_id], "invitation not found in the database"
             )
-            log.warning("mail_failed", delivery_status=status, error=failure.detail)
-            return
-        await rt.db(finish_delivery, rt.engine, claim.invitation_id, "sent", rt.clock())
-        log.info("mail_sent", attempt=claim.attempt)
-        return
+        tally.update(f"skipped_{status}" for status in claims.done.values())
+        results = await asyncio.gather(
+            *(_send(rt, pool, claim, tokens[i]) for i, claim in claims.claimed.items())
+        )
+        outcomes = dict(zip(claims.claimed, results, strict=True))
+        rounds += 1
+        gave_up = bool(settings.smtp_max_attempts) and rounds >= settings.smtp_max_attempts
+        wanted = {i for i, (status, _) in outcomes.items() if status == "pending" and not gave_up}
+        if gave_up:
+            outcomes = {
+                i: ("failed", f"gave up after {rounds} tries: {error}")
+                if status == "pending"
+                else (status, error)
+                for i, (status, error) in outcomes.items()
+            }
+        await rt.db(finish_deliveries, rt.engine, outcomes, rt.clock())
+        tally.update(status for status, _ in outcomes.values())
+        if wanted:
+            errors = Counter(error for status, error in outcomes.values() if status == "pending")
+            log.warning("mail_deferred", count=len(wanted), errors=dict(errors), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, settings.smtp_backoff_max_s)
+    log.info("mail_batch_done", **{f"mail_{k}": n for k, n in sorted(tally.items())})
+
+
+async def _send(
+    rt: Runtime, pool: SenderPool, claim: DeliveryClaim, token: str
+) -> tuple[str, str | None]:
+    """Send one claimed invitation; (status, error) to record."""
+    settings = rt.settings
+    message = build_invitation_mail(
+        invitation_id=claim.invitation_id,
+        to=claim.email,
+        name=claim.name,
+        locale=claim.locale,
+        company=claim.company or settings.company_name,
+        link=f"{settings.public_url.rstrip('/')}/s/{token}",
+        expires_at=claim.expires_at,
+        mail_from=settings.mail_from,
+        sent_at=rt.clock(),
+    )
+    try:
+        await pool.send(message)
+    except SmtpFailure as failure:
+        status = {
+            FailureKind.TRANSIENT: "pending",
+            FailureKind.PERMANENT: "failed",
+            FailureKind.AMBIGUOUS: "unknown",
+        }[failure.kind]
+        return status, failure.detail
+    return "sent", None
 
 
 def register(app: faust.App, rt: Runtime) -> None:
-    sender = SmtpSender(rt.settings)
+    pool = SenderPool(rt.settings, rt.settings.smtp_connections)
+
+    async def handle(rt: Runtime, events: Sequence[faust.EventT[bytes]]) -> None:
+        await handle_invitations(rt, events, pool)
 
     @app.agent(rt.topics.survey_invitations, name="mailer")
     async def mailer(stream: faust.StreamT[bytes]) -> None:
-        async def handle(rt: Runtime, event: faust.EventT[bytes]) -> None:
-            await handle_invitation(rt, event, sender)
-
         try:
-            await consume(rt, "mailer", stream, handle)
+            await consume_batches(rt, "mailer", stream, handle)
         finally:
-            await sender.close()  # QUIT, so the relay sees a clean end
+            await pool.close()  # QUIT, so the relay sees a clean end

@@ -94,3 +94,24 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return f"SMTP {exc.code}"
     return type(exc).__name__
+
+
+class SenderPool:
+    """Several SMTP connections; each send borrows a free one."""
+
+    def __init__(self, settings: Settings, size: int) -> None:
+        self._senders = [SmtpSender(settings) for _ in range(size)]
+        self._free: asyncio.Queue[SmtpSender] = asyncio.Queue()
+        for sender in self._senders:
+            self._free.put_nowait(sender)
+
+    async def send(self, message: EmailMessage) -> None:
+        sender = await self._free.get()
+        try:
+            await sender.send(message)
+        finally:
+            self._free.put_nowait(sender)
+
+    async def close(self) -> None:
+        for sender in self._senders:
+            await sender.close()

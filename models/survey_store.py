@@ -43,29 +43,47 @@ class DeliveryClaim:
     attempt: int
 
 
-def claim_delivery(
-    engine: Engine, invitation_id: str, token_hash: str, now: datetime, ttl: timedelta
-) -> DeliveryClaim:
-    """Mark the invitation as being sent, with the hash of the token about to go out.
+@dataclass(frozen=True)
+class Claims:
+    """The outcome of claiming a batch: what to send now, what needs nothing, what is unknown."""
 
-    Raises DeliveryDone if it was sent or failed before. An invitation found in
-    'sending' was interrupted between claim and outcome: it may have reached the
-    customer, so it becomes 'unknown' and is not sent again (at most once).
+    claimed: dict[str, DeliveryClaim]
+    done: dict[str, str]  # invitation id → status that needs no mail
+    missing: set[str]
+
+
+def claim_deliveries(
+    engine: Engine, tokens: dict[str, str], now: datetime, ttl: timedelta
+) -> Claims:
+    """Mark each invitation (id → hash of the token about to go out) as being sent.
+
+    Only 'pending' invitations are claimed. One found in 'sending' was interrupted between
+    claim and outcome: it may have reached the customer, so it becomes 'unknown' and is
+    not sent again (at most once).
     """
     with transaction(engine) as session:
-        row = session.get(SurveyInvitation, invitation_id, with_for_update=True)
-        if row is None:
-            raise LookupError(f"invitation {invitation_id} is not in the database")
-        if row.delivery_status == "sending":
-            row.delivery_status = "unknown"
-            row.delivery_error = "interrupted while sending; not retried"
-        claim = None
-        if row.delivery_status == "pending":
+        rows = {
+            row.invitation_id: row
+            for row in session.execute(
+                select(SurveyInvitation)
+                .where(col(SurveyInvitation.invitation_id).in_(tokens))
+                .with_for_update()
+            ).scalars()
+        }
+        claimed: dict[str, DeliveryClaim] = {}
+        done: dict[str, str] = {}
+        for invitation_id, row in rows.items():
+            if row.delivery_status == "sending":
+                row.delivery_status = "unknown"
+                row.delivery_error = "interrupted while sending; not retried"
+            if row.delivery_status != "pending":
+                done[invitation_id] = row.delivery_status
+                continue
             row.delivery_status = "sending"
             row.delivery_attempts += 1
-            row.token_hash = token_hash
+            row.token_hash = tokens[invitation_id]
             row.expires_at = now + ttl
-            claim = DeliveryClaim(
+            claimed[invitation_id] = DeliveryClaim(
                 invitation_id=row.invitation_id,
                 email=row.email,
                 name=row.name,
@@ -74,27 +92,48 @@ def claim_delivery(
                 expires_at=row.expires_at,
                 attempt=row.delivery_attempts,
             )
-        status = row.delivery_status
-    # Raised after the commit, so an 'unknown' verdict is kept.
-    if claim is None:
-        raise DeliveryDone(status)
-    return claim
+        return Claims(claimed, done, set(tokens) - set(rows))
+
+
+def claim_delivery(
+    engine: Engine, invitation_id: str, token_hash: str, now: datetime, ttl: timedelta
+) -> DeliveryClaim:
+    """claim_deliveries for one invitation: DeliveryDone if it needs no mail, LookupError if
+    it does not exist."""
+    claims = claim_deliveries(engine, {invitation_id: token_hash}, now, ttl)
+    if invitation_id in claims.missing:
+        raise LookupError(f"invitation {invitation_id} is not in the database")
+    if invitation_id in claims.done:
+        raise DeliveryDone(claims.done[invitation_id])
+    return claims.claimed[invitation_id]
+
+
+def finish_deliveries(
+    engine: Engine, outcomes: dict[str, tuple[str, str | None]], now: datetime
+) -> None:
+    """Record claimed sends' outcomes (id → (status, error)): 'sent', 'failed' (permanent),
+    'unknown' (the server may have it) or 'pending' (to retry with a new token)."""
+    with transaction(engine) as session:
+        rows = session.execute(
+            select(SurveyInvitation)
+            .where(col(SurveyInvitation.invitation_id).in_(outcomes))
+            .with_for_update()
+        ).scalars()
+        for row in rows:
+            status, error = outcomes[row.invitation_id]
+            row.delivery_status = status
+            row.delivery_error = error[:500] if error else None
+            if status == "sent":
+                row.sent_at = now
+            if status == "pending":
+                row.token_hash = None  # that token never reached the customer
 
 
 def finish_delivery(
     engine: Engine, invitation_id: str, status: str, now: datetime, error: str | None = None
 ) -> None:
-    """Record the outcome of a claimed send: 'sent', 'failed' (permanent) or 'pending' (retry)."""
-    with transaction(engine) as session:
-        row = session.get(SurveyInvitation, invitation_id, with_for_update=True)
-        if row is None:
-            raise LookupError(f"invitation {invitation_id} is not in the database")
-        row.delivery_status = status
-        row.delivery_error = error[:500] if error else None
-        if status == "sent":
-            row.sent_at = now
-        if status == "pending":
-            row.token_hash = None  # that token never reached the customer
+    """finish_deliveries for one invitation."""
+    finish_deliveries(engine, {invitation_id: (status, error)}, now)
 
 
 # --- answers ---------------------------------------------------------------------------

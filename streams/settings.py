@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     company_name: str = Field(
         "cxloop demo", description="Named in surveys when an event has no partner or product."
     )
+    smtp_connections: int = Field(
+        4, ge=1, description="SMTP connections the mailer sends over at the same time."
+    )
     smtp_max_attempts: int = Field(
         0,
         ge=0,

@@ -236,7 +236,7 @@ def test_logs_carry_no_personal_data(loop: RunningLoop) -> None:
     for secret in ("c-7007@example.nl", "Anna de Vries", "Mijn geheime klacht", token):
         assert secret not in log_text
     events = {line.get("event") for line in loop.log_lines()}
-    assert {"contacts_decided", "mail_sent", "response_recorded", "tasks_opened"} <= events
+    assert {"contacts_decided", "mail_batch_done", "response_recorded", "tasks_opened"} <= events
 
 
 def test_shutdown_leaves_no_broker_behind(tmp_path: Path) -> None:
