@@ -3,7 +3,9 @@ re-published by a timer if the first publish did not make it."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import faust
 import structlog
@@ -19,8 +21,11 @@ RELAY_INTERVAL_S = 2.0
 RELAY_GRACE = timedelta(seconds=5)
 
 
-async def publish_response(rt: Runtime, row: SurveyResponseRow) -> None:
-    """Put a stored answer on survey-responses and mark it published."""
+async def publish_response(
+    rt: Runtime, row: SurveyResponseRow, db: Callable[..., Awaitable[Any]] | None = None
+) -> None:
+    """Put a stored answer on survey-responses and mark it published (through *db*, by
+    default the runtime's patient one)."""
     record = SurveyResponse(
         response_id=row.response_id,
         invitation_id=row.invitation_id,
@@ -30,7 +35,7 @@ async def publish_response(rt: Runtime, row: SurveyResponseRow) -> None:
         csat=row.csat,
     )
     await rt.send(rt.topics.survey_responses, row.customer_id, record.to_bytes())
-    await rt.db(mark_published, rt.engine, row.response_id, rt.clock())
+    await (db or rt.db)(mark_published, rt.engine, row.response_id, rt.clock())
 
 
 def register(app: faust.App, rt: Runtime) -> None:

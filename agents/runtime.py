@@ -22,6 +22,13 @@ T = TypeVar("T")
 log = structlog.get_logger("cxloop.runtime")
 
 
+REQUEST_PATIENCE_S = 5.0
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer within a web request's patience."""
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -49,6 +56,18 @@ class Runtime:
     async def db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a blocking store function off the event loop; retry while the database is
         unreachable, so the stream pauses (back-pressure) instead of losing the event."""
+        return await self._db(None, fn, *args, **kwargs)
+
+    async def db_for_request(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """The same for a web request: give up after a few seconds (DatabaseUnavailable),
+        so the caller can answer 503 instead of hanging."""
+        return await self._db(REQUEST_PATIENCE_S, fn, *args, **kwargs)
+
+    async def _db(
+        self, patience: float | None, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        loop = asyncio.get_running_loop()
+        deadline = None if patience is None else loop.time() + patience
         delay = 0.2
         while True:
             try:
@@ -56,6 +75,8 @@ class Runtime:
             except (OperationalError, DBAPIError) as exc:
                 if not _is_transient(exc):
                     raise
+                if deadline is not None and loop.time() + delay > deadline:
+                    raise DatabaseUnavailable(type(exc.orig).__name__) from exc
                 log.warning("database_unavailable", error=type(exc.orig).__name__, retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

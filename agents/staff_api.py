@@ -7,10 +7,10 @@ import uuid
 
 import faust
 import structlog
-from faust.web import Request, Response, View
+from faust.web import Request, Response
 
 from agents.runtime import Runtime
-from agents.web_helpers import BadJson, json_object
+from agents.web_helpers import BadJson, CxView, json_object
 from models.followup import ActionType, TaskStatus
 from models.tables import FollowupTask
 from models.task_store import TaskNotFound, get_task, list_tasks
@@ -46,13 +46,13 @@ def task_json(task: FollowupTask) -> dict[str, object]:
 
 
 def register(app: faust.App, rt: Runtime) -> None:
-    def unauthorised(view: View) -> Response:
+    def unauthorised(view: CxView) -> Response:
         return view.json(
             {"error": "unauthorised"}, status=401, headers={"WWW-Authenticate": "Bearer"}
         )
 
     @app.page("/api/tasks")
-    class Tasks(View):
+    class Tasks(CxView):
         """GET /api/tasks?status=open|contacted|resolved|closed → tasks, soonest due first."""
 
         async def get(self, request: Request) -> Response:
@@ -63,11 +63,11 @@ def register(app: faust.App, rt: Runtime) -> None:
             if status is not None and status not in allowed:
                 fields = {"status": f"must be one of {sorted(allowed)}"}
                 return self.json({"error": "validation_failed", "fields": fields}, status=422)
-            tasks = await rt.db(list_tasks, rt.engine, status)
+            tasks = await rt.db_for_request(list_tasks, rt.engine, status)
             return self.json({"tasks": [task_json(t) for t in tasks]})
 
     @app.page("/api/tasks/{task_id}/actions")
-    class TaskActions(View):
+    class TaskActions(CxView):
         """POST {"type": "called" | "resolved" | "customer_informed", "note": "..."} → 202."""
 
         async def post(self, request: Request, task_id: str) -> Response:
@@ -92,7 +92,7 @@ def register(app: faust.App, rt: Runtime) -> None:
             if fields:
                 return self.json({"error": "validation_failed", "fields": fields}, status=422)
             try:
-                task = await rt.db(get_task, rt.engine, task_id)
+                task = await rt.db_for_request(get_task, rt.engine, task_id)
             except TaskNotFound:
                 return self.json({"error": "task_not_found"}, status=404)
             if task.status == TaskStatus.CLOSED:

@@ -6,11 +6,11 @@ from typing import Any
 
 import faust
 import structlog
-from faust.web import Request, Response, View
+from faust.web import Request, Response
 
 from agents.response_outbox import publish_response
 from agents.runtime import Runtime
-from agents.web_helpers import BadJson, json_object, preferred_locale
+from agents.web_helpers import BadJson, CxView, json_object, preferred_locale
 from models.survey_content import (
     InvalidAnswer,
     parse_answer,
@@ -39,14 +39,16 @@ _TOKEN_ERRORS: dict[type[Exception], tuple[int, str]] = {
 async def _open_invitation(rt: Runtime, token: str) -> SurveyInvitation:
     if not looks_like_token(token):
         raise TokenUnknown("malformed")
-    return await rt.db(invitation_for_token, rt.engine, hash_token(token), rt.clock())
+    return await rt.db_for_request(invitation_for_token, rt.engine, hash_token(token), rt.clock())
 
 
 async def _store_answer(rt: Runtime, token: str, nps: int, comment: str | None) -> str:
-    row = await rt.db(record_response, rt.engine, hash_token(token), nps, None, comment, rt.clock())
+    row = await rt.db_for_request(
+        record_response, rt.engine, hash_token(token), nps, None, comment, rt.clock()
+    )
     structlog.contextvars.bind_contextvars(response_id=row.response_id, customer_id=row.customer_id)
     try:
-        await publish_response(rt, row)
+        await publish_response(rt, row, rt.db_for_request)
     except Exception as exc:  # noqa: BLE001 - any failure leaves the answer to the outbox relay
         log.warning("response_publish_deferred", error=type(exc).__name__)
     log.info("response_recorded")
@@ -55,7 +57,7 @@ async def _store_answer(rt: Runtime, token: str, nps: int, comment: str | None) 
 
 def register(app: faust.App, rt: Runtime) -> None:
     @app.page("/s/{token}")
-    class SurveyPage(View):
+    class SurveyPage(CxView):
         """GET shows the question (never uses up the token); POST records the answer."""
 
         async def get(self, request: Request, token: str) -> Response:
@@ -113,7 +115,7 @@ def register(app: faust.App, rt: Runtime) -> None:
             return self.html(page, status=status)
 
     @app.page("/api/responses")
-    class ResponsesApi(View):
+    class ResponsesApi(CxView):
         """POST {"token": ..., "nps": 0-10, "comment": "..."} → 201 with the response id."""
 
         async def post(self, request: Request) -> Response:

@@ -1,11 +1,13 @@
-"""Small pieces the web views share: the caller's language and JSON bodies."""
+"""Small pieces the web views share: a base view, the caller's language and JSON bodies."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
+from faust.web import View
 
+from agents.runtime import DatabaseUnavailable
 from models.survey_content import FALLBACK_LOCALE, SUPPORTED_LOCALES
 
 
@@ -31,3 +33,15 @@ def json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadJson("body must be a JSON object")
     return data
+
+
+class CxView(View):
+    """A view that answers 503 (Retry-After) when the database does not answer in time."""
+
+    async def dispatch(self, request: Any) -> Any:
+        try:
+            return await super().dispatch(request)
+        except DatabaseUnavailable:
+            return self.json(
+                {"error": "database_unavailable"}, status=503, headers={"Retry-After": "5"}
+            )
