@@ -58,8 +58,9 @@ def transaction(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-def _insert_ignoring_conflicts(session: Session, table: type[SQLModel]) -> Any:
+def _insert_ignoring_conflicts(session: Session, model: type[SQLModel]) -> Any:
     dialect = session.get_bind().dialect.name
+    table = model.__table__  # type: ignore[attr-defined]  # Core, not the ORM's bulk insert
     if dialect == "postgresql":
         return pg_insert(table).on_conflict_do_nothing()
     if dialect == "sqlite":
@@ -69,8 +70,9 @@ def _insert_ignoring_conflicts(session: Session, table: type[SQLModel]) -> Any:
 
 def insert_if_absent(session: Session, table: type[SQLModel], values: dict[str, Any]) -> bool:
     """INSERT … ON CONFLICT DO NOTHING on any unique key; True when the row was new."""
-    result = session.execute(_insert_ignoring_conflicts(session, table).values(**values))
-    return bool(result.rowcount)  # type: ignore[attr-defined]  # CursorResult has rowcount
+    statement = _insert_ignoring_conflicts(session, table).values(**values)
+    result = session.connection().execute(statement)
+    return bool(result.rowcount)
 
 
 def insert_many_if_absent(
@@ -78,4 +80,4 @@ def insert_many_if_absent(
 ) -> None:
     """The same for many rows in one executemany (rows that exist are left as they are)."""
     if rows:
-        session.execute(_insert_ignoring_conflicts(session, table), rows)
+        session.connection().execute(_insert_ignoring_conflicts(session, table), rows)

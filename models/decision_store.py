@@ -31,12 +31,35 @@ def invitation_id_for(event_id: str) -> str:
     return str(uuid.uuid5(_INVITATION_NAMESPACE, event_id))
 
 
+@dataclass(frozen=True, slots=True)
+class DecisionInfo:
+    """A survey_decisions row (plain data: building ORM objects costs more than the SQL)."""
+
+    event_id: str
+    customer_id: str
+    outcome: str
+    reason: str
+    invitation_id: str | None
+    decided_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InvitationInfo:
+    """What the survey-invitations message carries about a survey_invitations row."""
+
+    invitation_id: str
+    event_id: str
+    customer_id: str
+    locale: str
+    created_at: datetime
+
+
 @dataclass(frozen=True)
 class TriggerResult:
     """What one contact event led to; *fresh* is False when it was decided before."""
 
-    decision: SurveyDecision
-    invitation: SurveyInvitation | None
+    decision: DecisionInfo
+    invitation: InvitationInfo | None
     task: FollowupTask | None
     fresh: bool
 
@@ -81,13 +104,17 @@ def decide_contacts(
         surveyed = {e.customer.id for e, d, _ in fresh.values() if d.surveyed}
         claimed = _claim_survey_slots(session, surveyed, now, cap)
         rows: dict[str, TriggerResult] = {}
+        invitation_rows: list[dict[str, Any]] = []
         for event_id, (event, decided, task) in fresh.items():
             decision = decided
             if decided.surveyed and event.customer.id not in claimed:
                 # Another worker surveyed this customer since we read the state.
                 decision = Decision(False, Reason.RECENTLY_SURVEYED)
-            invitation = _invitation_row(event, now) if decision.surveyed else None
-            row = SurveyDecision(
+            invitation = None
+            if decision.surveyed:
+                invitation_rows.append(_invitation_row(event, now))
+                invitation = _invitation_info(invitation_rows[-1])
+            info = DecisionInfo(
                 event_id=event_id,
                 customer_id=event.customer.id,
                 outcome=decision.outcome,
@@ -95,8 +122,10 @@ def decide_contacts(
                 invitation_id=invitation.invitation_id if invitation else None,
                 decided_at=now,
             )
-            rows[event_id] = TriggerResult(row, invitation, task, fresh=True)
-        _write(session, [e for e, _, _ in fresh.values()], list(rows.values()), now)
+            rows[event_id] = TriggerResult(info, invitation, task, fresh=True)
+        _write(
+            session, [e for e, _, _ in fresh.values()], list(rows.values()), invitation_rows, now
+        )
 
         results = []
         for event in events:
@@ -140,15 +169,18 @@ def _earlier_outcomes(session: Session, event_ids: list[str]) -> dict[str, Trigg
             select(FollowupTask).where(col(FollowupTask.source_id).in_(set(found)))
         ).scalars()
     }
-    return {
-        event_id: TriggerResult(
-            decision,
-            invitations.get(decision.invitation_id) if decision.invitation_id else None,
+    results = {}
+    for event_id, d in found.items():
+        invitation = invitations.get(d.invitation_id) if d.invitation_id else None
+        results[event_id] = TriggerResult(
+            DecisionInfo(
+                d.event_id, d.customer_id, d.outcome, d.reason, d.invitation_id, d.decided_at
+            ),
+            _invitation_info(_values(invitation)) if invitation else None,
             tasks.get(event_id),
             fresh=False,
         )
-        for event_id, decision in found.items()
-    }
+    return results
 
 
 def _last_surveyed(session: Session, customers: set[str]) -> dict[str, datetime]:
@@ -212,32 +244,60 @@ def _task_row(customer: str, event: ContactEvent, due: timedelta) -> FollowupTas
     )
 
 
-def _invitation_row(event: ContactEvent, now: datetime) -> SurveyInvitation:
+def _invitation_row(event: ContactEvent, now: datetime) -> dict[str, Any]:
     if event.customer.email is None:
         raise ValueError("eligibility surveyed a customer without an e-mail address")
-    return SurveyInvitation(
-        invitation_id=invitation_id_for(event.event_id),
-        event_id=event.event_id,
-        customer_id=event.customer.id,
-        email=event.customer.email,
-        name=event.customer.name,
-        locale=(event.customer.locale or "en").lower(),
-        kind=event.kind.value,
-        channel=event.channel.value,
-        partner=event.partner,
-        product=event.product,
-        created_at=now,
+    return {
+        "invitation_id": invitation_id_for(event.event_id),
+        "event_id": event.event_id,
+        "customer_id": event.customer.id,
+        "email": event.customer.email,
+        "name": event.customer.name,
+        "locale": (event.customer.locale or "en").lower(),
+        "kind": event.kind.value,
+        "channel": event.channel.value,
+        "partner": event.partner,
+        "product": event.product,
+        "created_at": now,
+        "delivery_status": "pending",
+        "delivery_attempts": 0,
+    }
+
+
+def _invitation_info(row: dict[str, Any]) -> InvitationInfo:
+    return InvitationInfo(
+        invitation_id=row["invitation_id"],
+        event_id=row["event_id"],
+        customer_id=row["customer_id"],
+        locale=row["locale"],
+        created_at=row["created_at"],
     )
 
 
 def _write(
-    session: Session, events: list[ContactEvent], results: list[TriggerResult], now: datetime
+    session: Session,
+    events: list[ContactEvent],
+    results: list[TriggerResult],
+    invitations: list[dict[str, Any]],
+    now: datetime,
 ) -> None:
     insert_many_if_absent(session, ContactEventRow, [_contact_row(e, now) for e in events])
-    insert_many_if_absent(session, SurveyDecision, [_values(r.decision) for r in results])
     insert_many_if_absent(
-        session, SurveyInvitation, [_values(r.invitation) for r in results if r.invitation]
+        session,
+        SurveyDecision,
+        [
+            {
+                "event_id": r.decision.event_id,
+                "customer_id": r.decision.customer_id,
+                "outcome": r.decision.outcome,
+                "reason": r.decision.reason,
+                "invitation_id": r.decision.invitation_id,
+                "decided_at": r.decision.decided_at,
+            }
+            for r in results
+        ],
     )
+    insert_many_if_absent(session, SurveyInvitation, invitations)
     insert_many_if_absent(session, FollowupTask, [_values(r.task) for r in results if r.task])
 
 

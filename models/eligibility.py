@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from models.contact_events import ContactEvent, ContactKind
 
@@ -57,12 +58,31 @@ def decide(event: ContactEvent, state: CustomerState, now: datetime, cap: timede
     return Decision(True, Reason.SURVEYED)
 
 
+# Plain ASCII addresses, checked cheaply; anything else goes through email_validator.
+_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PLAIN_ADDRESS = re.compile(rf"{_LOCAL}@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}")
+_SPECIAL_USE = frozenset(SPECIAL_USE_DOMAIN_NAMES)
+
+
 def usable_address(address: str | None) -> bool:
     """A syntactically valid e-mail address on a real domain (no DNS look-up)."""
     if not address:
         return False
+    if (
+        len(address) <= 254
+        and _PLAIN_ADDRESS.fullmatch(address)
+        and len(address.partition("@")[0]) <= 64
+        and not _special_use(address.rpartition("@")[2].lower())
+    ):
+        return True  # the common case, without email_validator's ~90 µs
     try:
         validate_email(address, check_deliverability=False)
     except EmailNotValidError:
         return False
     return True
+
+
+def _special_use(domain: str) -> bool:
+    labels = domain.split(".")
+    return any(".".join(labels[i:]) in _SPECIAL_USE for i in range(len(labels)))

@@ -6,11 +6,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from models.contact_events import Channel, ContactEvent, ContactKind, Customer
-from models.eligibility import CustomerState, Reason, decide
+from models.eligibility import CustomerState, Reason, decide, usable_address
 
 CAP = timedelta(days=180)
 NOW = datetime(2026, 11, 20, 10, 15, tzinfo=UTC)
@@ -257,3 +258,45 @@ def test_six_month_cap_is_never_breached(run: list[Step]) -> None:
 @example(7 * DAY_S, _TWICE)
 def test_any_cap_is_never_breached(cap_s: int, run: list[Step]) -> None:
     simulate(timedelta(seconds=cap_s), run)
+
+
+# --- the cheap address check agrees with email_validator ------------------------------
+
+
+def _validator_says(address: str) -> bool:
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
+
+
+@given(
+    st.from_regex(
+        r"\A[a-zA-Z0-9._%+~-]{1,70}@[a-zA-Z0-9.-]{1,70}\.(nl|com|no|bg|test|invalid|local|x|co)\Z"
+    )
+)
+def test_usable_address_agrees_with_email_validator(address: str) -> None:
+    assert usable_address(address) == _validator_says(address)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "anna@example.nl",
+        "a..b@example.nl",
+        ".a@example.nl",
+        "a.@example.nl",
+        "a@-example.nl",
+        "a@example-.nl",
+        "a@example.test",
+        "a@sub.example.invalid",
+        "a@localhost",
+        "a@example.n",
+        "x" * 65 + "@example.nl",
+        "anna@exämple.nl",
+        "änna@example.nl",
+    ],
+)
+def test_usable_address_cases(address: str) -> None:
+    assert usable_address(address) == _validator_says(address)
