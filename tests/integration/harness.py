@@ -103,7 +103,11 @@ class RunningLoop:
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-        wait_for(self._ready, 60, "the worker to answer /ready and join its group")
+        try:
+            wait_for(self._ready, 60, "the worker to answer /ready and join its group")
+        except BaseException:
+            self.stop()  # never leave a half-started cxloop (and its broker) behind
+            raise
 
     def _ready(self) -> bool:
         assert self.process is not None
