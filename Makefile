@@ -3,6 +3,8 @@
 #   make up      run cxloop on the embedded defaults (broker, SMTP, SQLite) in ./cxloop-data
 #   make test    lint, type-check and the whole test suite against a throwaway PostgreSQL
 #                (PYTEST_ARGS="-k scoring -x" narrows the pytest run)
+#   make bench   the benchmarks on the embedded broker (BENCH_ARGS="--quick --only trigger")
+#   make faults  the long fault-injection run (kill -9, outages, poison, replays; ~15 min)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -14,13 +16,14 @@ VENV_PY := $(VENV)/bin/python
 # Written after a successful install; reinstall when pyproject.toml changes.
 SETUP_STAMP := $(VENV)/.cxloop-setup
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 LINT_PATHS := streams agents models tests
 TYPED_PATHS := streams agents models
 # Debian packages the tests need: browser tests (Chromium) and the throwaway PostgreSQL.
 SYSTEM_PACKAGES := chromium chromium-driver postgresql-15
 PG_INITDB := /usr/lib/postgresql/15/bin/initdb
 
-.PHONY: setup up test system-deps
+.PHONY: setup up test system-deps bench faults
 
 setup: $(SETUP_STAMP)
 
@@ -37,6 +40,24 @@ $(SETUP_STAMP): $(VENV_PY) pyproject.toml
 
 up: setup
 	$(VENV)/bin/cxloop up --data-dir ./cxloop-data --emit examples/contact-event.jsonl
+
+# Throughput, latency, sizes and scale-out against targets; see tests/benchmarks/README.md.
+# PostgreSQL: CXLOOP_BENCH_POSTGRES_URL, else CXLOOP_TEST_POSTGRES_URL, else a throwaway cluster.
+bench: setup
+	$(VENV_PY) -m tests.benchmarks $(BENCH_ARGS)
+
+# The long fault-injection run: bigger loads, 60 s SMTP and database outages, 10 kills
+# (tests/faults; the short version runs in `make test`). PostgreSQL as in `make test`.
+faults: setup system-deps
+	@pgdir=$$(mktemp -d /tmp/cxloop-pg.XXXXXX); \
+	trap 'bash tests/postgres_cluster.sh stop "$$pgdir"' EXIT; \
+	trap 'exit 130' INT; trap 'exit 143' TERM; \
+	if ! url=$$(bash tests/postgres_cluster.sh start "$$pgdir" | tail -n 1) || [ -z "$$url" ]; then \
+		echo "make faults: FAILED: the throwaway PostgreSQL did not start (see above)." >&2; \
+		exit 1; \
+	fi; \
+	CXLOOP_TEST_POSTGRES_URL="$$url" CXLOOP_FAULTS_LONG=1 \
+		$(VENV)/bin/pytest tests/faults -rA $(PYTEST_ARGS)
 
 system-deps:
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && [ -x $(PG_INITDB) ]; then \

@@ -1,0 +1,1 @@
+"""cxloop benchmarks: `python -m tests.benchmarks [--quick]` (not part of the pytest run)."""

@@ -1,0 +1,548 @@
+"""The real parts every benchmark starts: tansu, an SMTP sink, PostgreSQL, cxloop workers.
+
+Everything listens on 127.0.0.1 only, on free ports, and is stopped by whoever started it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from streams.embedded_broker import EmbeddedBroker
+
+HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parents[2]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# Settings the benchmarks decide; every other CXLOOP_* variable of the caller is passed
+# through to the workers (to try a knob: CXLOOP_PRODUCER_LINGER_MS=10 python -m tests.benchmarks).
+_OWN_SETTINGS = frozenset(
+    {
+        "CXLOOP_KAFKA_BOOTSTRAP",
+        "CXLOOP_APP_ID",
+        "CXLOOP_TOPIC_PARTITIONS",
+        "CXLOOP_DATABASE_URL",
+        "CXLOOP_SMTP_HOST",
+        "CXLOOP_SMTP_PORT",
+        "CXLOOP_SMTP_STARTTLS",
+        "CXLOOP_WEB_HOST",
+        "CXLOOP_WEB_PORT",
+        "CXLOOP_PUBLIC_URL",
+        "CXLOOP_DATA_DIR",
+        "CXLOOP_LOG_FORMAT",
+        "CXLOOP_STAFF_TOKEN",
+    }
+)
+_NOT_SETTINGS = ("CXLOOP_BENCH_", "CXLOOP_TEST_", "CXLOOP_REQUIRE_")
+
+
+def out(line: str = "") -> None:
+    """Progress output (unbuffered, so a long run shows where it is)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(
+    check: Callable[[], object], timeout: float, what: str, interval: float = 0.1
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def passed_through_settings() -> dict[str, str]:
+    """CXLOOP_* settings from the caller's environment that the workers get as they are."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith("CXLOOP_") and not k.startswith(_NOT_SETTINGS) and k not in _OWN_SETTINGS
+    }
+
+
+def code_fingerprint() -> dict[str, Any]:
+    """Which code was measured: commit, dirty files, and a hash of agents/models/streams."""
+    digest = hashlib.sha256()
+    for package in ("agents", "models", "streams"):
+        for path in sorted((REPO / package).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(REPO)).encode())
+                digest.update(path.read_bytes())
+
+    def git(*args: str) -> str:
+        git_bin = shutil.which("git")
+        if git_bin is None:
+            return ""
+        result = subprocess.run(
+            [git_bin, *args], cwd=REPO, capture_output=True, text=True, check=False
+        )
+        return result.stdout.rstrip("\n")
+
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "dirty": [line[3:] for line in git("status", "--porcelain").splitlines() if line],
+        "source_sha256": digest.hexdigest()[:16],
+    }
+
+
+# --- CPU accounting ----------------------------------------------------------------------
+
+
+def rates_by_slice(samples: list[tuple[float, int]], slices: int = 5) -> list[float]:
+    """Per-second rates in *slices* equal time slices of (time, cumulative count) samples:
+    a rate that falls from slice to slice means something grows (tables, topics, backlog)."""
+    if len(samples) < 2:
+        return []
+    t0, t1 = samples[0][0], samples[-1][0]
+    if t1 <= t0:
+        return []
+    edges = [t0 + (t1 - t0) * k / slices for k in range(slices + 1)]
+
+    def count_at(t: float) -> float:
+        for (ta, ca), (tb, cb) in itertools.pairwise(samples):
+            if ta <= t <= tb:
+                return ca + (cb - ca) * ((t - ta) / (tb - ta) if tb > ta else 0.0)
+        return float(samples[-1][1])
+
+    return [round((count_at(b) - count_at(a)) / (b - a), 1) for a, b in itertools.pairwise(edges)]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads), in seconds."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy since boot (every process, kernel included)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    steal_and_guests = sum(fields[7:])  # steal, guest, guest_nice: not ours
+    return (sum(fields) - idle - steal_and_guests) / CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+MACHINE = "machine (all processes)"
+OTHERS = "others (not this benchmark)"  # e.g. a test suite someone runs meanwhile
+
+
+@dataclass
+class CpuMeter:
+    """CPU use of named processes, and of the whole machine, over a window, as % of one
+    core (so a 2-core machine tops out at 200)."""
+
+    pids: dict[str, int]
+    _start: dict[str, float] = field(default_factory=dict)
+    _t0: float = 0.0
+
+    def _now(self) -> dict[str, float]:
+        seconds = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        seconds[MACHINE] = machine_busy_seconds()
+        return seconds
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._start = self._now()
+
+    def stop(self) -> dict[str, float]:
+        """CPU % of one core since start()."""
+        elapsed = max(time.monotonic() - self._t0, 1e-9)
+        used = {
+            name: round(100 * (seconds - self._start.get(name, 0.0)) / elapsed, 1)
+            for name, seconds in self._now().items()
+        }
+        ours = sum(v for k, v in used.items() if k != MACHINE)
+        used[OTHERS] = round(max(used[MACHINE] - ours, 0.0), 1)
+        return used
+
+
+# --- SMTP sink -----------------------------------------------------------------------------
+
+
+class SmtpSink:
+    """aiosmtpd in its own process with the Sink handler: accepts every message, keeps none."""
+
+    def __init__(self, log_file: Path) -> None:
+        self.port = free_port()
+        self.log_file = log_file
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "aiosmtpd",
+                    "-n",
+                    "-c",
+                    "aiosmtpd.handlers.Sink",
+                    "-l",
+                    f"{HOST}:{self.port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+        def listening() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"aiosmtpd exited; see {self.log_file}")
+            try:
+                with socket.create_connection((HOST, self.port), timeout=0.5):
+                    return True
+            except OSError:
+                return False
+
+        wait_until(listening, 15, "aiosmtpd to listen", 0.05)
+
+    def stop(self) -> None:
+        _stop_process(self.process, signal.SIGTERM, 10)
+        self.process = None
+
+
+def _stop_process(process: subprocess.Popen[bytes] | None, sig: int, timeout: float) -> int | None:
+    if process is None:
+        return None
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+
+class PostgresProvider:
+    """A PostgreSQL server: CXLOOP_BENCH_POSTGRES_URL, CXLOOP_TEST_POSTGRES_URL, or a
+    throwaway cluster (tests/postgres_cluster.sh) started on first use and stopped at close()."""
+
+    def __init__(self) -> None:
+        self._url: str | None = None
+        self._cluster_dir: Path | None = None
+        self.source = ""
+
+    def admin_url(self) -> str:
+        if self._url is not None:
+            return self._url
+        for var in ("CXLOOP_BENCH_POSTGRES_URL", "CXLOOP_TEST_POSTGRES_URL"):
+            if os.environ.get(var):
+                self._url, self.source = os.environ[var], var
+                return self._url
+        bash = shutil.which("bash") or "/bin/bash"
+        # In the system temp dir, not under the clone: the postgres user must reach it.
+        self._cluster_dir = Path(tempfile.mkdtemp(prefix="cxloop-bench-pg."))
+        out(f"  starting a throwaway PostgreSQL cluster in {self._cluster_dir}")
+        result = subprocess.run(
+            [bash, str(REPO / "tests" / "postgres_cluster.sh"), "start", str(self._cluster_dir)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        lines = result.stdout.strip().splitlines()
+        if result.returncode != 0 or not lines:
+            self.close()
+            raise RuntimeError(f"throwaway PostgreSQL did not start:\n{result.stderr[-2000:]}")
+        self._url, self.source = lines[-1], "throwaway cluster (tests/postgres_cluster.sh)"
+        return self._url
+
+    @contextlib.contextmanager
+    def database(self, prefix: str) -> Iterator[str]:
+        """A new, empty database, dropped afterwards."""
+        admin_url = make_url(self.admin_url())
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+            try:
+                yield admin_url.set(database=name).render_as_string(hide_password=False)
+            finally:
+                with admin.connect() as connection:
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            admin.dispose()
+
+    def close(self) -> None:
+        if self._cluster_dir is None:
+            return
+        bash = shutil.which("bash") or "/bin/bash"
+        subprocess.run(
+            [bash, str(REPO / "tests" / "postgres_cluster.sh"), "stop", str(self._cluster_dir)],
+            capture_output=True,
+            check=False,
+        )
+        self._cluster_dir = None
+        self._url = None
+
+
+# --- reading state while a worker writes it -------------------------------------------------
+
+
+class Reader:
+    """Polling queries that never take SQLite's write lock (cxloop's engine begins with
+    BEGIN IMMEDIATE, so a reader must not use it while workers write)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._sqlite: sqlite3.Connection | None = None
+        self._engine: Any = None
+        if url.startswith("sqlite"):
+            path = make_url(url).database
+            assert path is not None
+            self._sqlite = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._sqlite.execute("PRAGMA query_only=ON")
+        else:
+            self._engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=1)
+
+    def one(self, sql: str) -> tuple[Any, ...]:
+        if self._sqlite is not None:
+            row = self._sqlite.execute(sql).fetchone()
+            return tuple(row) if row else ()
+        with self._engine.connect() as connection:
+            row = connection.execute(text(sql)).fetchone()
+            return tuple(row) if row else ()
+
+    def all(self, sql: str) -> list[tuple[Any, ...]]:
+        if self._sqlite is not None:
+            return [tuple(r) for r in self._sqlite.execute(sql).fetchall()]
+        with self._engine.connect() as connection:
+            return [tuple(r) for r in connection.execute(text(sql)).all()]
+
+    def scalar(self, sql: str) -> Any:
+        row = self.one(sql)
+        return row[0] if row else None
+
+    def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def epoch(value: Any) -> float:
+    """A timestamp column as read by Reader (SQLite text in UTC, or an aware datetime)."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+# --- cxloop worker --------------------------------------------------------------------------
+
+
+@dataclass
+class Worker:
+    """One `cxloop worker` subprocess configured through CXLOOP_* variables."""
+
+    name: str
+    workdir: Path
+    bootstrap: str
+    database_url: str
+    smtp_port: int
+    app_id: str = "cxbench"
+    web_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    profiler: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CXLOOP_")}
+        env.update(passed_through_settings())
+        env.update(
+            {
+                "CXLOOP_KAFKA_BOOTSTRAP": self.bootstrap,
+                "CXLOOP_APP_ID": self.app_id,
+                "CXLOOP_TOPIC_PARTITIONS": "8",
+                "CXLOOP_DATABASE_URL": self.database_url,
+                "CXLOOP_SMTP_HOST": HOST,
+                "CXLOOP_SMTP_PORT": str(self.smtp_port),
+                "CXLOOP_SMTP_STARTTLS": "false",
+                "CXLOOP_WEB_HOST": HOST,
+                "CXLOOP_WEB_PORT": str(self.web_port),
+                "CXLOOP_PUBLIC_URL": f"http://{HOST}:{self.web_port}",
+                "CXLOOP_DATA_DIR": str(self.workdir / f"{self.name}-data"),
+                "CXLOOP_LOG_FORMAT": "json",
+                "CXLOOP_STAFF_TOKEN": "bench-staff-token",
+            }
+        )
+        return env
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "agents", "worker"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env(),
+                cwd=REPO,
+            )
+
+    def check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            tail = self.log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"worker {self.name} exited with {self.process.returncode}:\n{tail}")
+
+    def ready(self) -> bool:
+        self.check_alive()
+        try:
+            url = f"http://{HOST}:{self.web_port}/ready"
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        wait_until(self.ready, timeout, f"worker {self.name} to answer /ready", 0.2)
+
+    def start_profiler(self, directory: Path, label: str) -> None:
+        """py-spy (raw collapsed stacks) on this worker, if py-spy is installed."""
+        py_spy = shutil.which("py-spy") or shutil.which(
+            "py-spy", path=str(Path(sys.executable).parent)
+        )
+        if py_spy is None:
+            out("  (--profile: py-spy not found; pip install py-spy into .venv)")
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / f"{label}-{self.name}.txt"
+        self.profiler = subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--pid",
+                str(self.pid),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--threads",
+                "--idle",
+                "--output",
+                str(target),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop_profiler(self) -> None:
+        _stop_process(self.profiler, signal.SIGINT, 20)
+        self.profiler = None
+
+    def log_count(self, event: str) -> int:
+        needle = f'"event": "{event}"'
+        alt = f'"event":"{event}"'
+        count = 0
+        with contextlib.suppress(OSError), self.log_path.open(errors="replace") as log:
+            for line in log:
+                if needle in line or alt in line:
+                    count += 1
+        return count
+
+    def stop(self) -> int | None:
+        self.stop_profiler()
+        code = _stop_process(self.process, signal.SIGINT, 30)
+        self.process = None
+        return code
+
+
+def broker_pid(broker: EmbeddedBroker) -> int:
+    """The tansu process id (EmbeddedBroker keeps its process private)."""
+    process = broker._process
+    if process is None:
+        raise RuntimeError("the broker is not running")
+    return process.pid
+
+
+# --- one benchmark's parts --------------------------------------------------------------------
+
+
+class Stack(contextlib.ExitStack):
+    """Parts of one benchmark run, stopped in reverse order on exit."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__()
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        self.workers: list[Worker] = []
+
+    def broker(self) -> EmbeddedBroker:
+        broker = EmbeddedBroker(HOST, free_port(), self.workdir / "broker.log")
+        broker.start()
+        self.callback(broker.stop)
+        return broker
+
+    def smtp_sink(self) -> SmtpSink:
+        sink = SmtpSink(self.workdir / "smtp.log")
+        sink.start()
+        self.callback(sink.stop)
+        return sink
+
+    def worker(self, name: str, bootstrap: str, database_url: str, smtp_port: int) -> Worker:
+        worker = Worker(name, self.workdir, bootstrap, database_url, smtp_port)
+        worker.start()
+        self.workers.append(worker)
+        self.callback(worker.stop)
+        return worker
+
+    def reader(self, url: str) -> Reader:
+        reader = Reader(url)
+        self.callback(reader.close)
+        return reader
