@@ -65,7 +65,7 @@ def build_invitation_mail(
     """The survey invitation: a text and an HTML part, nothing from the customer in headers
     except the validated address."""
     t = messages(locale)
-    name, company = _one_line(name), _one_line(company) or company
+    name, company = _one_line(name), " ".join(company.split())
     words = {
         "lang": t["lang"],
         "subject": t["subject"],
