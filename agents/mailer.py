@@ -25,7 +25,8 @@ log = structlog.get_logger("cxloop.mailer")
 async def handle_invitations(
     rt: Runtime, events: Sequence[faust.EventT[bytes]], pool: SenderPool
 ) -> None:
-    """Claim the batch in SQL, send over the pool's connections, record every outcome.
+    """Claim, send and record the batch a few invitations at a time (as many as there are
+    SMTP connections), so a crash leaves at most that many 'unknown' (claimed, maybe sent).
 
     Temporary failures are claimed again with a new token after a backoff, so the stream
     waits (back-pressure) while the relay is down; nothing is dropped.
@@ -39,45 +40,60 @@ async def handle_invitations(
             continue
         first_event.setdefault(invitation.invitation_id, event)  # a duplicate needs no mail
     settings = rt.settings
-    wanted = set(first_event)
     tally: Counter[str] = Counter()
+    wanted = list(first_event)
     delay, rounds = min(1.0, settings.smtp_backoff_max_s), 0
     while wanted:
-        tokens = {invitation_id: new_token() for invitation_id in wanted}
-        claims = await rt.db(
-            claim_deliveries,
-            rt.engine,
-            {i: hash_token(t) for i, t in tokens.items()},
-            rt.clock(),
-            timedelta(days=settings.invitation_ttl_days),
-        )
-        for invitation_id in claims.missing:
-            await send_to_dead_letters(
-                rt, first_event[invitation_id], "invitation not found in the database"
-            )
-        tally.update(f"skipped_{status}" for status in claims.done.values())
-        results = await asyncio.gather(
-            *(_send(rt, pool, claim, tokens[i]) for i, claim in claims.claimed.items())
-        )
-        outcomes = dict(zip(claims.claimed, results, strict=True))
         rounds += 1
         gave_up = bool(settings.smtp_max_attempts) and rounds >= settings.smtp_max_attempts
-        wanted = {i for i, (status, _) in outcomes.items() if status == "pending" and not gave_up}
-        if gave_up:
-            outcomes = {
-                i: ("failed", f"gave up after {rounds} tries: {error}")
-                if status == "pending"
-                else (status, error)
-                for i, (status, error) in outcomes.items()
-            }
-        await rt.db(finish_deliveries, rt.engine, outcomes, rt.clock())
-        tally.update(status for status, _ in outcomes.values())
+        retry: list[str] = []
+        size = settings.smtp_connections
+        for chunk in (wanted[i : i + size] for i in range(0, len(wanted), size)):
+            outcomes = await _claim_send_record(rt, pool, chunk, first_event, tally, gave_up)
+            retry.extend(i for i, (status, _) in outcomes.items() if status == "pending")
+        wanted = retry
         if wanted:
-            errors = Counter(error for status, error in outcomes.values() if status == "pending")
-            log.warning("mail_deferred", count=len(wanted), errors=dict(errors), retry_in=delay)
+            log.warning("mail_deferred", count=len(wanted), retry_in=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, settings.smtp_backoff_max_s)
     log.info("mail_batch_done", **{f"mail_{k}": n for k, n in sorted(tally.items())})
+
+
+async def _claim_send_record(
+    rt: Runtime,
+    pool: SenderPool,
+    invitation_ids: list[str],
+    first_event: dict[str, faust.EventT[bytes]],
+    tally: Counter[str],
+    gave_up: bool,
+) -> dict[str, tuple[str, str | None]]:
+    tokens = {invitation_id: new_token() for invitation_id in invitation_ids}
+    claims = await rt.db(
+        claim_deliveries,
+        rt.engine,
+        {i: hash_token(t) for i, t in tokens.items()},
+        rt.clock(),
+        timedelta(days=rt.settings.invitation_ttl_days),
+    )
+    for invitation_id in claims.missing:
+        await send_to_dead_letters(
+            rt, first_event[invitation_id], "invitation not found in the database"
+        )
+    tally.update(f"skipped_{status}" for status in claims.done.values())
+    results = await asyncio.gather(
+        *(_send(rt, pool, claim, tokens[i]) for i, claim in claims.claimed.items())
+    )
+    outcomes = dict(zip(claims.claimed, results, strict=True))
+    if gave_up:
+        outcomes = {
+            i: ("failed", f"gave up after temporary failures: {error}")
+            if status == "pending"
+            else (status, error)
+            for i, (status, error) in outcomes.items()
+        }
+    await rt.db(finish_deliveries, rt.engine, outcomes, rt.clock())
+    tally.update(status for status, _ in outcomes.values())
+    return outcomes
 
 
 async def _send(
