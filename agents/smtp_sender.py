@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from email.message import EmailMessage
+from email.utils import parseaddr
 from enum import StrEnum
 
 import aiosmtplib
@@ -45,16 +46,32 @@ class SmtpSender:
         self._lock = asyncio.Lock()
 
     async def send(self, message: EmailMessage) -> None:
-        """Send *message*, or raise SmtpFailure saying whether to retry."""
+        """Send *message*, or raise SmtpFailure saying whether to retry.
+
+        Up to RCPT nothing is delivered, so errors there are plain temporary or permanent.
+        Once the message body is on its way, a lost connection or a missing reply means the
+        relay may have taken it: AMBIGUOUS, never to be sent again.
+        """
+        sender = parseaddr(str(message["From"]))[1]
+        recipient = parseaddr(str(message["To"]))[1]
+        utf8 = ["SMTPUTF8"] if not (sender + recipient).isascii() else None
+        encoding = "utf-8" if utf8 else "ascii"
         async with self._lock:
             try:
                 client = await self._connected()
-                await client.send_message(message)
+                await client.mail(sender, options=utf8, encoding=encoding)
+                await client.rcpt(recipient, encoding=encoding)
             except (aiosmtplib.SMTPException, OSError) as exc:
-                kind = classify(exc)
-                if not isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-                    await self._drop()
-                raise SmtpFailure(kind, _describe(exc)) from exc
+                await self._drop()
+                raise SmtpFailure(classify(exc), _describe(exc)) from exc
+            try:
+                await client.data(message.as_bytes())
+            except aiosmtplib.SMTPResponseException as exc:
+                await self._drop()  # the relay answered: it did not take the message
+                raise SmtpFailure(classify(exc), _describe(exc)) from exc
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                await self._drop()
+                raise SmtpFailure(FailureKind.AMBIGUOUS, _describe(exc)) from exc
 
     async def _connected(self) -> aiosmtplib.SMTP:
         if self._client is not None and self._client.is_connected:
