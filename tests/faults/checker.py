@@ -398,6 +398,7 @@ def finish(
     poison: Sequence[Poison] = (),
     refused: frozenset[str] = frozenset(),
     kills: int | None = None,
+    interrupted_conversations: int = 0,
 ) -> Report:
     """Let the traffic end, answer the last mails, wait until the loop is done, and check.
 
@@ -408,7 +409,11 @@ def finish(
         events=traffic.produced,
         poison=[*traffic.poison, *poison],
         refused_addresses=refused,
-        unknown_allowance=None if kills is None else unknown_allowance(kills),
+        unknown_allowance=(
+            None
+            if kills is None and not interrupted_conversations
+            else unknown_allowance(kills or 0) + interrupted_conversations
+        ),
     )
     settle(rig, expected, settle_s, committed=False)  # all mailed before the last answers
     traffic.stop()

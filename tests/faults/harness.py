@@ -129,18 +129,24 @@ class _SwitchableHandler:
         self._server.record(
             envelope.original_content or envelope.content, envelope.rcpt_tos, session.peer[1]
         )
+        if self._server.take_reply_to_drop():
+            # The relay has the message and dies before it says so (RFC 1047's duplicate
+            # problem): the sender cannot know whether it was taken.
+            server.transport.abort()
         return "250 Message accepted for delivery"
 
 
 class FaultSmtpServer:
     """An in-process SMTP server on a fixed port: accept and record, 421 everything, 550
-    chosen recipients, or be stopped and started again on the same port ("down")."""
+    chosen recipients, die right after accepting a message (drop_replies), or be stopped and
+    started again on the same port ("down")."""
 
     def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.host = host
         self.port = port or free_port()
         self.mode = "accept"  # or "tempfail": 421 to MAIL, RCPT and DATA
         self.refused: set[str] = set()
+        self.drop_replies = 0  # accept this many more messages, then die before answering
         self._received: list[ReceivedMail] = []
         self._refusals: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -177,6 +183,13 @@ class FaultSmtpServer:
         )
         with self._lock:
             self._received.append(mail)
+
+    def take_reply_to_drop(self) -> bool:
+        with self._lock:
+            if self.drop_replies <= 0:
+                return False
+            self.drop_replies -= 1
+            return True
 
     def count_refusal(self, code: str) -> None:
         with self._lock:

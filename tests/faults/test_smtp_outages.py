@@ -96,3 +96,25 @@ def test_smtp_down_tempfailing_and_refusing(
     assert status == [("failed",)]
     assert rig.smtp.refusals("550") >= 1
     assert report.all_zero, report.table()
+
+
+def test_relay_dying_after_taking_a_mail_does_not_send_it_twice(
+    make_rig: Callable[[str], FaultRig], sqlite_url: str, sizes: Sizes
+) -> None:
+    """The relay takes a message and dies before its 250 reaches the worker: that one mail
+    may stay 'unknown', but it must not be sent a second time."""
+    rig = make_rig(sqlite_url)
+    rig.add_worker().wait_ready()
+    traffic = Traffic(rig, answer_mail=False)
+    rig.smtp.drop_replies = 1
+    traffic.feed_events(contact_events(20, 20, seed=34, prefix="cdrop"), per_second=200)
+    wait_for(lambda: rig.smtp.drop_replies == 0, 30, "the relay to drop one reply")
+
+    report = finish(
+        rig,
+        traffic,
+        "c. relay dies after taking a mail",
+        sizes.settle_s,
+        interrupted_conversations=1,
+    )
+    assert report.all_zero, report.table()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_for
-from tests.faults.checker import Report, finish
+from tests.faults.checker import finish
 from tests.faults.conftest import Sizes
 from tests.faults.harness import FaultRig, Worker
 from tests.faults.workload import Traffic, address_of, contact_events
@@ -27,9 +27,9 @@ def _decisions(rig: FaultRig) -> int:
     return int(rig.scalar("SELECT count(*) FROM survey_decisions"))
 
 
-def _kill_while_deciding(rig: FaultRig, worker: Worker) -> None:
-    """Wait until *worker* records decisions, then kill -9 it right away."""
-    before = _decisions(rig)
+def _kill_while_deciding(rig: FaultRig, worker: Worker, before: int) -> None:
+    """Wait until *worker* records decisions beyond *before* (counted before the traffic
+    that leads to them was sent), then kill -9 it right away."""
     wait_for(lambda: _decisions(rig) > before, 90, f"{worker.name} to be deciding", 0.01)
     worker.kill()
 
@@ -57,10 +57,6 @@ def _first_time_customers(events: Sequence[dict[str, Any]], seen: set[str]) -> l
     return fresh
 
 
-def _assert_clean(report: Report) -> None:
-    assert report.all_zero, report.table()
-
-
 def test_worker_killed_mid_stream_and_restarted(
     make_rig: Callable[[str], FaultRig], any_database_url: str, sizes: Sizes
 ) -> None:
@@ -78,11 +74,12 @@ def test_worker_killed_mid_stream_and_restarted(
     # while it mails the burst's surveys and just after it recorded the burst's decisions.
     for n, burst in enumerate(bursts[:kills]):
         fresh = _first_time_customers(burst, seen)
+        decided = _decisions(rig)
         traffic.feed_events(burst, per_second=len(burst) * 10, chunk=len(burst))
         if n % 2 == 0 and fresh:
             _kill_while_mailing(rig, worker, fresh, share=0.1)
         else:
-            _kill_while_deciding(rig, worker)
+            _kill_while_deciding(rig, worker, decided)
         time.sleep(DOWN_S)  # the fault: the worker is down
         worker.start()
         worker.wait_ready(90)
@@ -91,7 +88,7 @@ def test_worker_killed_mid_stream_and_restarted(
 
     report = finish(rig, traffic, f"a. {kills} x kill -9 and restart", sizes.settle_s, kills=kills)
     assert worker.incarnation == kills + 1
-    _assert_clean(report)
+    assert report.all_zero, report.table()
 
 
 def test_killed_workers_partitions_move_to_the_survivor(
@@ -117,4 +114,4 @@ def test_killed_workers_partitions_move_to_the_survivor(
     assert any(line.get("agent") == "trigger" for line in victim.log_lines()), (
         "the victim owned no contact-events partition"
     )
-    _assert_clean(report)
+    assert report.all_zero, report.table()
