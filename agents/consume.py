@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 import faust
 import structlog
@@ -21,14 +22,7 @@ async def consume(rt: Runtime, agent: str, stream: faust.StreamT[bytes], handle:
     unexpected error sends the event to the dead letters (to replay after a fix) instead of
     dropping it; with rt.raise_on_bug (tests) it propagates and fails loudly."""
     async for event in stream.events():
-        bind_event(agent, event)
-        try:
-            await handle(rt, event)
-        except Exception as exc:
-            if rt.raise_on_bug:
-                raise
-            log.exception("event_failed", error=type(exc).__name__)
-            await send_to_dead_letters(rt, event, f"unexpected {type(exc).__name__} in {agent}")
+        await _guarded(rt, agent, event, partial(handle, rt, event))
 
 
 async def consume_batches(
@@ -57,9 +51,17 @@ async def consume_batches(
 async def _one_by_one(
     rt: Runtime, agent: str, event: faust.EventT[bytes], handle: BatchHandler
 ) -> None:
+    await _guarded(rt, agent, event, partial(handle, rt, [event]))
+
+
+async def _guarded(
+    rt: Runtime, agent: str, event: faust.EventT[bytes], work: Callable[[], Awaitable[None]]
+) -> None:
     bind_event(agent, event)
     try:
-        await handle(rt, [event])
+        await work()
     except Exception as exc:
+        if rt.raise_on_bug:
+            raise
         log.exception("event_failed", error=type(exc).__name__)
         await send_to_dead_letters(rt, event, f"unexpected {type(exc).__name__} in {agent}")
