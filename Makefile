@@ -4,7 +4,7 @@
 #   make test    lint, type-check and the whole test suite against a throwaway PostgreSQL
 #                (PYTEST_ARGS="-k scoring -x" narrows the pytest run)
 #   make bench   the benchmarks on the embedded broker (BENCH_ARGS="--quick --only trigger")
-#   make faults  the long fault-injection run (kill -9, outages, poison, replays; ~15 min)
+#   make faults  the long fault-injection run (kill -9, outages, poison, replays; ~12 min)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c

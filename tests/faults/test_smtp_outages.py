@@ -1,5 +1,6 @@
-"""c. The SMTP relay down, answering 421, and refusing one address with 550: nothing lost,
-nothing sent twice, the refused invitation 'failed', and intake keeps flowing meanwhile."""
+"""c. The SMTP relay down, answering 421, refusing one address with 550, and dying right after
+taking a message: nothing lost, nothing sent twice, the refused invitation 'failed', and
+contact intake keeps flowing meanwhile."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_for
-from tests.faults.checker import finish
+from tests.faults.checker import finish, unknown_allowance
 from tests.faults.conftest import Sizes
 from tests.faults.harness import FaultRig
 from tests.faults.workload import Traffic, address_of, contact_events
@@ -65,7 +66,9 @@ def test_smtp_down_tempfailing_and_refusing(
     )
     assert not rig.smtp.running
     assert _statuses(rig, during) <= {"pending", "sending"}, "gave up on mail during the outage"
-    assert _statuses(rig, burst) <= {"pending", "sending", "sent"}, "gave up on the burst"
+    # Mails cut off mid-conversation may be 'unknown' (at most one per SMTP connection, which
+    # the checker enforces); none may be given up on.
+    assert "failed" not in _statuses(rig, burst), "gave up on the burst"
     _hold_until(up_again)
     print(f"mailed before the relay went down: {mailed_before} of {n}")  # noqa: T201
     rig.smtp.start()
@@ -89,32 +92,24 @@ def test_smtp_down_tempfailing_and_refusing(
     traffic.wait_fed(60)
     traffic.feed_events(refusing, per_second=10 * n)
 
-    report = finish(
-        rig, traffic, "c. SMTP down, 421, 550", sizes.settle_s, refused=frozenset({refused})
-    )
-    status = rig.rows("SELECT delivery_status FROM survey_invitations WHERE email = :e", e=refused)
-    assert status == [("failed",)]
-    assert rig.smtp.refusals("550") >= 1
-    assert report.all_zero, report.table()
-
-
-def test_relay_dying_after_taking_a_mail_does_not_send_it_twice(
-    make_rig: Callable[[str], FaultRig], sqlite_url: str, sizes: Sizes
-) -> None:
-    """The relay takes a message and dies before its 250 reaches the worker: that one mail
-    may stay 'unknown', but it must not be sent a second time."""
-    rig = make_rig(sqlite_url)
-    rig.add_worker().wait_ready()
-    traffic = Traffic(rig, answer_mail=False)
+    # 4. The relay takes a message and dies before its 250 reaches the worker (RFC 1047):
+    # that mail may stay 'unknown', but it must not be sent a second time.
+    traffic.wait_fed(60)
     rig.smtp.drop_replies = 1
     traffic.feed_events(contact_events(20, 20, seed=34, prefix="cdrop"), per_second=200)
-    wait_for(lambda: rig.smtp.drop_replies == 0, 30, "the relay to drop one reply")
+    wait_for(lambda: rig.smtp.drop_replies == 0, 60, "the relay to die after taking a mail")
 
     report = finish(
         rig,
         traffic,
-        "c. relay dies after taking a mail",
+        "c. SMTP down, 421, 550, reply lost",
         sizes.settle_s,
-        interrupted_conversations=1,
+        refused=frozenset({refused}),
+        # The relay going down cuts at most one conversation per SMTP connection, as a
+        # worker crash does; plus the one reply the relay never sent.
+        interrupted_conversations=unknown_allowance(kills=1) + 1,
     )
+    status = rig.rows("SELECT delivery_status FROM survey_invitations WHERE email = :e", e=refused)
+    assert status == [("failed",)]
+    assert rig.smtp.refusals("550") >= 1
     assert report.all_zero, report.table()
