@@ -1,7 +1,8 @@
 """cxloop's SQL tables: operational state and what the BI team reads, in one schema.
 
-Each table has one writer, and every write is keyed on a stable id, so replays
-update rows instead of duplicating them. Timestamps are UTC with time zone.
+Rows are written by the agent whose decision they record (the README's table says which),
+always keyed on a stable id, so replays update or skip rows instead of duplicating them.
+Timestamps are UTC with time zone.
 """
 
 from __future__ import annotations
