@@ -76,7 +76,12 @@ def claim_deliveries(
             if row.delivery_status == "sending":
                 row.delivery_status = "unknown"
                 row.delivery_error = "interrupted while sending; not retried"
-            if row.delivery_status != "pending":
+            if row.delivery_status == "pending" and (
+                row.survey_channel != "email" or row.email is None
+            ):
+                row.delivery_status = "failed"
+                row.delivery_error = "not an e-mail survey"
+            if row.delivery_status != "pending" or row.email is None:
                 done[invitation_id] = row.delivery_status
                 continue
             row.delivery_status = "sending"

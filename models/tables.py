@@ -94,7 +94,7 @@ class SurveyInvitation(SQLModel, table=True):
     __tablename__ = "survey_invitations"
     __table_args__ = (
         CheckConstraint(
-            "delivery_status IN ('pending', 'sending', 'sent', 'failed', 'unknown')",
+            "delivery_status IN ('pending', 'sending', 'sent', 'failed', 'unknown', 'cancelled')",
             name="ck_invitation_delivery_status",
         ),
     )
@@ -102,13 +102,18 @@ class SurveyInvitation(SQLModel, table=True):
     invitation_id: str = Field(primary_key=True, max_length=64)
     event_id: str = Field(unique=True, max_length=200)
     customer_id: str = Field(index=True, max_length=200)
-    email: str = Field(max_length=320)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=40)
     name: str | None = Field(default=None, max_length=200)
     locale: str = Field(max_length=10)
     kind: str = Field(max_length=40)
     channel: str = Field(max_length=20)
     partner: str | None = Field(default=None, max_length=200)
     product: str | None = Field(default=None, max_length=200)
+    programme: str | None = Field(default=None, max_length=100)
+    rule: str | None = Field(default=None, max_length=100)
+    template: str = Field(default="transactional", max_length=100)
+    survey_channel: str = Field(default="email", max_length=10)  # 'email' or 'phone'
     created_at: datetime = _utc(nullable=False)
     token_hash: str | None = Field(default=None, unique=True, max_length=64)
     expires_at: datetime | None = _utc(nullable=True)

@@ -13,6 +13,8 @@ SCORED_RESPONSES = "scored-responses"
 FOLLOWUP_TASKS = "followup-tasks"
 FOLLOWUP_ACTIONS = "followup-actions"
 DEAD_LETTERS = "dead-letters"
+CUSTOMER_CONSENT = "customer-consent"  # compacted: the latest opt-in/opt-out per key
+CALL_LIST = "call-list"  # phone surveys waiting for an interviewer
 
 ALL_TOPICS = (
     CONTACT_EVENTS,
@@ -22,7 +24,10 @@ ALL_TOPICS = (
     FOLLOWUP_TASKS,
     FOLLOWUP_ACTIONS,
     DEAD_LETTERS,
+    CUSTOMER_CONSENT,
+    CALL_LIST,
 )
+COMPACTED_TOPICS = frozenset({CUSTOMER_CONSENT})
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,8 @@ class Topics:
     followup_tasks: faust.TopicT
     followup_actions: faust.TopicT
     dead_letters: faust.TopicT
+    customer_consent: faust.TopicT
+    call_list: faust.TopicT
 
 
 def declare_topics(app: faust.App, partitions: int, replication: int) -> Topics:
@@ -51,6 +58,7 @@ def declare_topics(app: faust.App, partitions: int, replication: int) -> Topics:
             value_serializer="raw",
             partitions=partitions,
             replicas=replication,
+            compacting=name in COMPACTED_TOPICS,
         )
 
     return Topics(
@@ -61,4 +69,6 @@ def declare_topics(app: faust.App, partitions: int, replication: int) -> Topics:
         followup_tasks=topic(FOLLOWUP_TASKS),
         followup_actions=topic(FOLLOWUP_ACTIONS),
         dead_letters=topic(DEAD_LETTERS),
+        customer_consent=topic(CUSTOMER_CONSENT),
+        call_list=topic(CALL_LIST),
     )
