@@ -15,10 +15,12 @@ import typer
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.engine import make_url
 
+from agents import rules_cli
 from agents.mail_server import start_mail_server
 from agents.runtime import Runtime
 from agents.wiring import build_worker
 from models.database import create_schema
+from models.rules import RulesError
 from streams.app import CxApp
 from streams.embedded_broker import EmbeddedBroker
 from streams.logging import configure_logging
@@ -28,6 +30,7 @@ from streams.topic_admin import ensure_topics
 from streams.topics import ALL_TOPICS, CONTACT_EVENTS
 
 cli = typer.Typer(help="cxloop: closed-loop customer feedback on Kafka.", no_args_is_help=True)
+cli.add_typer(rules_cli.app, name="rules")
 log = structlog.get_logger("cxloop.cli")
 
 
@@ -76,6 +79,10 @@ def up(
         Path | None,
         typer.Option("--emit", help="JSON-lines contact events to send once the worker runs."),
     ] = None,
+    rules_file: Annotated[
+        Path | None,
+        typer.Option("--rules", help="Survey rules file (TOML; default: the demo rules)."),
+    ] = None,
 ) -> None:
     """Start the embedded broker, a local SMTP server and a worker; stop them all on Ctrl-C."""
     data_dir = data_dir.resolve()
@@ -95,13 +102,19 @@ def up(
         public_url=f"http://{host}:{web_port}",
         staff_token=staff_token,
         data_dir=data_dir,
+        # An explicit None would hide CXLOOP_RULES_FILE, so fall back to it.
+        rules_file=rules_file or base.rules_file,
     )
     mail_dir = data_dir / "mail"
     broker = EmbeddedBroker(host, kafka_port, data_dir / "broker.log")
     broker.start()
     mail_server = start_mail_server(mail_dir, host, smtp_port)
     try:
-        app, runtime = build_worker(settings, mail_dir=mail_dir)
+        try:
+            app, runtime = build_worker(settings, mail_dir=mail_dir)
+        except RulesError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
         if emit_file is not None:
             _emit_on_start(app, runtime, _read_lines(str(emit_file)))
         create_schema(runtime.engine)
@@ -154,7 +167,11 @@ def worker() -> None:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app, runtime = build_worker(settings)
+    try:
+        app, runtime = build_worker(settings)
+    except RulesError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
     create_schema(runtime.engine)
     run_worker(app, settings)
 

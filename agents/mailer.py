@@ -1,4 +1,4 @@
-"""mailer: e-mail each survey invitation, at most once, with a fresh single-use link."""
+"""mailer: e-mail each survey invitation and reminder, at most once, with a fresh link."""
 
 from __future__ import annotations
 
@@ -14,10 +14,19 @@ from agents.consume import consume_batches
 from agents.dead_letters import send_to_dead_letters
 from agents.runtime import Runtime
 from agents.smtp_sender import FailureKind, SenderPool, SmtpFailure
+from models.reminder_store import (
+    ReminderClaim,
+    claim_reminders,
+    finish_reminders,
+    reminder_id_for,
+)
 from models.survey_content import build_invitation_mail
 from models.survey_store import DeliveryClaim, claim_deliveries, finish_deliveries
 from models.tokens import hash_token, new_token
 from streams.records import SurveyInvitation
+
+Key = tuple[str, int]  # (invitation id, reminder number; 0 = the invitation itself)
+MAX_REMINDERS = 3
 
 log = structlog.get_logger("cxloop.mailer")
 
@@ -31,14 +40,17 @@ async def handle_invitations(
     Temporary failures are claimed again with a new token after a backoff, so the stream
     waits (back-pressure) while the relay is down; nothing is dropped.
     """
-    first_event: dict[str, faust.EventT[bytes]] = {}
+    first_event: dict[Key, faust.EventT[bytes]] = {}
     for event in events:
         try:
             invitation = SurveyInvitation.from_bytes(event.value)
+            if not 0 <= invitation.reminder <= MAX_REMINDERS:
+                raise ValueError(f"reminder: must be 0 to {MAX_REMINDERS}")
         except (ValueError, TypeError) as exc:
             await send_to_dead_letters(rt, event, f"invalid survey invitation: {exc}")
             continue
-        first_event.setdefault(invitation.invitation_id, event)  # a duplicate needs no mail
+        key = (invitation.invitation_id, invitation.reminder)
+        first_event.setdefault(key, event)  # a duplicate needs no mail
     settings = rt.settings
     tally: Counter[str] = Counter()
     wanted = list(first_event)
@@ -46,7 +58,7 @@ async def handle_invitations(
     while wanted:
         rounds += 1
         gave_up = bool(settings.smtp_max_attempts) and rounds >= settings.smtp_max_attempts
-        retry: list[str] = []
+        retry: list[Key] = []
         size = settings.smtp_connections
         for chunk in (wanted[i : i + size] for i in range(0, len(wanted), size)):
             outcomes = await _claim_send_record(rt, pool, chunk, first_event, tally, gave_up)
@@ -59,31 +71,60 @@ async def handle_invitations(
     log.info("mail_batch_done", **{f"mail_{k}": n for k, n in sorted(tally.items())})
 
 
+async def _claim(
+    rt: Runtime, hashes: dict[Key, str]
+) -> tuple[dict[Key, DeliveryClaim | ReminderClaim], dict[Key, str], set[Key]]:
+    """Claim invitations (reminder 0) and reminders alike: (claimed, done, missing)."""
+    claimed: dict[Key, DeliveryClaim | ReminderClaim] = {}
+    done: dict[Key, str] = {}
+    missing: set[Key] = set()
+    first = {i: h for (i, n), h in hashes.items() if n == 0}
+    if first:
+        claims = await rt.db(
+            claim_deliveries,
+            rt.engine,
+            first,
+            rt.clock(),
+            timedelta(days=rt.settings.invitation_ttl_days),
+        )
+        claimed.update({(i, 0): c for i, c in claims.claimed.items()})
+        done.update({(i, 0): s for i, s in claims.done.items()})
+        missing.update((i, 0) for i in claims.missing)
+    later = {k: h for k, h in hashes.items() if k[1] > 0}
+    if later:
+        reminders = await rt.db(claim_reminders, rt.engine, later, rt.clock())
+        claimed.update(reminders.claimed)
+        done.update(reminders.done)
+        missing.update(reminders.missing)
+    return claimed, done, missing
+
+
+async def _finish(rt: Runtime, outcomes: dict[Key, tuple[str, str | None]]) -> None:
+    first = {i: o for (i, n), o in outcomes.items() if n == 0}
+    if first:
+        await rt.db(finish_deliveries, rt.engine, first, rt.clock())
+    later = {reminder_id_for(i, n): o for (i, n), o in outcomes.items() if n > 0}
+    if later:
+        await rt.db(finish_reminders, rt.engine, later, rt.clock())
+
+
 async def _claim_send_record(
     rt: Runtime,
     pool: SenderPool,
-    invitation_ids: list[str],
-    first_event: dict[str, faust.EventT[bytes]],
+    keys: list[Key],
+    first_event: dict[Key, faust.EventT[bytes]],
     tally: Counter[str],
     gave_up: bool,
-) -> dict[str, tuple[str, str | None]]:
-    tokens = {invitation_id: new_token() for invitation_id in invitation_ids}
-    claims = await rt.db(
-        claim_deliveries,
-        rt.engine,
-        {i: hash_token(t) for i, t in tokens.items()},
-        rt.clock(),
-        timedelta(days=rt.settings.invitation_ttl_days),
-    )
-    for invitation_id in claims.missing:
-        await send_to_dead_letters(
-            rt, first_event[invitation_id], "invitation not found in the database"
-        )
-    tally.update(f"skipped_{status}" for status in claims.done.values())
+) -> dict[Key, tuple[str, str | None]]:
+    tokens = {key: new_token() for key in keys}
+    claimed, done, missing = await _claim(rt, {k: hash_token(t) for k, t in tokens.items()})
+    for key in missing:
+        await send_to_dead_letters(rt, first_event[key], "invitation not found in the database")
+    tally.update(f"skipped_{status}" for status in done.values())
     results = await asyncio.gather(
-        *(_send(rt, pool, claim, tokens[i]) for i, claim in claims.claimed.items())
+        *(_send(rt, pool, claim, tokens[k], k[1]) for k, claim in claimed.items())
     )
-    outcomes = dict(zip(claims.claimed, results, strict=True))
+    outcomes = dict(zip(claimed, results, strict=True))
     if gave_up:
         outcomes = {
             i: ("failed", f"gave up after temporary failures: {error}")
@@ -91,26 +132,29 @@ async def _claim_send_record(
             else (status, error)
             for i, (status, error) in outcomes.items()
         }
-    await rt.db(finish_deliveries, rt.engine, outcomes, rt.clock())
+    await _finish(rt, outcomes)
     tally.update(status for status, _ in outcomes.values())
     return outcomes
 
 
 async def _send(
-    rt: Runtime, pool: SenderPool, claim: DeliveryClaim, token: str
+    rt: Runtime, pool: SenderPool, claim: DeliveryClaim | ReminderClaim, token: str, reminder: int
 ) -> tuple[str, str | None]:
-    """Send one claimed invitation; (status, error) to record."""
+    """Send one claimed invitation or reminder; (status, error) to record."""
     settings = rt.settings
+    base = settings.public_url.rstrip("/")
     message = build_invitation_mail(
         invitation_id=claim.invitation_id,
         to=claim.email,
         name=claim.name,
         locale=claim.locale,
         company=claim.company or settings.company_name,
-        link=f"{settings.public_url.rstrip('/')}/s/{token}",
+        link=f"{base}/s/{token}",
         expires_at=claim.expires_at,
         mail_from=settings.mail_from,
         sent_at=rt.clock(),
+        unsubscribe_link=f"{base}/u/{token}",  # the same token: agents/unsubscribe.py
+        reminder=reminder,
     )
     try:
         await pool.send(message)

@@ -33,6 +33,8 @@ async def publish_response(
         submitted_at=row.submitted_at,
         nps=row.nps,
         csat=row.csat,
+        ces=row.ces,
+        answers=row.answers or {},
     )
     await rt.send(rt.topics.survey_responses, row.customer_id, record.to_bytes())
     await (db or rt.db)(mark_published, rt.engine, row.response_id, rt.clock())

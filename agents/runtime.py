@@ -13,6 +13,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from models.rules import Rules, load_rules
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -44,11 +45,13 @@ Sender = Callable[[faust.TopicT, str, bytes], Awaitable[None]]
 
 @dataclass
 class Runtime:
-    """Settings, topics, database, clock and the send effect (tests swap the last two)."""
+    """Settings, survey rules, topics, database, clock and the send effect (tests swap the
+    last two)."""
 
     settings: Settings
     engine: Engine
     topics: Topics
+    rules: Rules = field(default_factory=load_rules)
     clock: Callable[[], datetime] = field(default=utc_now)
     send: Sender = field(default=publish)
     raise_on_bug: bool = False

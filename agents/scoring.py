@@ -1,4 +1,5 @@
-"""scoring: put each answer in its NPS category and CSAT box, on the answer row and a topic."""
+"""scoring: put each answer in its NPS category and CSAT box, on the answer row and a topic;
+CES and the full answers pass through."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import structlog
 from agents.consume import consume_batches
 from agents.dead_letters import send_to_dead_letters
 from agents.runtime import Runtime
-from models.scoring import csat_satisfied, nps_category
+from models.scoring import ces_score, csat_satisfied, nps_category
 from models.survey_store import record_scores
 from streams.records import ScoredResponse, SurveyResponse
 
@@ -30,6 +31,8 @@ def score(response: SurveyResponse) -> ScoredResponse:
         nps_category=nps_category(response.nps) if response.nps is not None else None,
         csat=response.csat,
         csat_satisfied=csat_satisfied(response.csat) if response.csat is not None else None,
+        ces=ces_score(response.ces) if response.ces is not None else None,
+        answers=response.answers,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import faust
@@ -11,18 +12,23 @@ from faust.web import Request, Response
 from agents.response_outbox import publish_response
 from agents.runtime import Runtime
 from agents.web_helpers import BadJson, CxView, json_object, preferred_locale
-from models.survey_content import (
-    InvalidAnswer,
-    parse_answer,
-    survey_form_page,
-    survey_message_page,
-)
+from models.survey_content import survey_form_page, survey_message_page
 from models.survey_store import (
     AlreadyAnswered,
     TokenExpired,
     TokenUnknown,
     invitation_for_token,
     record_response,
+)
+from models.survey_templates import (
+    DEFAULT_TEMPLATE,
+    AnswerValue,
+    ParsedAnswers,
+    SurveyTemplate,
+    TemplateUnknown,
+    headline,
+    load_template,
+    parse_answers,
 )
 from models.tables import SurveyInvitation
 from models.tokens import hash_token, looks_like_token
@@ -42,9 +48,34 @@ async def _open_invitation(rt: Runtime, token: str) -> SurveyInvitation:
     return await rt.db_for_request(invitation_for_token, rt.engine, hash_token(token), rt.clock())
 
 
-async def _store_answer(rt: Runtime, token: str, nps: int, comment: str | None) -> str:
+def _template_for(invitation: SurveyInvitation) -> SurveyTemplate:
+    """The invitation's survey template; the default one if this worker does not know it."""
+    try:
+        return load_template(invitation.template)
+    except TemplateUnknown:
+        log.warning(
+            "survey_template_unknown",
+            template=invitation.template[:100],
+            invitation_id=invitation.invitation_id,
+            used=DEFAULT_TEMPLATE,
+        )
+        return load_template(DEFAULT_TEMPLATE)
+
+
+async def _store_answer(
+    rt: Runtime, token: str, template: SurveyTemplate, answers: Mapping[str, AnswerValue]
+) -> str:
+    scores = headline(template, answers)
     row = await rt.db_for_request(
-        record_response, rt.engine, hash_token(token), nps, None, comment, rt.clock()
+        record_response,
+        rt.engine,
+        hash_token(token),
+        scores.nps,
+        scores.csat,
+        scores.comment,
+        rt.clock(),
+        ces=scores.ces,
+        answers=answers,
     )
     structlog.contextvars.bind_contextvars(response_id=row.response_id, customer_id=row.customer_id)
     try:
@@ -58,7 +89,8 @@ async def _store_answer(rt: Runtime, token: str, nps: int, comment: str | None) 
 def register(app: faust.App, rt: Runtime) -> None:
     @app.page("/s/{token}")
     class SurveyPage(CxView):
-        """GET shows the question (never uses up the token); POST records the answer."""
+        """GET shows the template's questions (never uses up the token); POST records the
+        answers, or shows the form again (422) with what was entered and what to fix."""
 
         async def get(self, request: Request, token: str) -> Response:
             structlog.contextvars.clear_contextvars()
@@ -74,15 +106,15 @@ def register(app: faust.App, rt: Runtime) -> None:
                 invitation = await _open_invitation(rt, token)
             except (TokenUnknown, TokenExpired, AlreadyAnswered) as exc:
                 return self._message(request, exc)
-            form = dict(await request.post())
-            values = {k: str(form.get(k, "")) for k in ("nps", "comment")}
-            try:
-                answer = parse_answer(form.get("nps"), form.get("comment"))
-            except InvalidAnswer as exc:
-                page = self._form(invitation, token, values=values, errors=exc.errors)
+            template = _template_for(invitation)
+            form = _form_fields(await request.post())
+            parsed = parse_answers(template, form, invitation.locale)
+            if not parsed.ok:
+                log.info("survey_answer_invalid", questions=sorted(parsed.codes))
+                page = self._form(invitation, token, values=form, errors=parsed.errors)
                 return self.html(page, status=422)
             try:
-                await _store_answer(rt, token, answer.nps, answer.comment)
+                await _store_answer(rt, token, template, parsed.answers)
             except (TokenUnknown, TokenExpired, AlreadyAnswered) as exc:
                 return self._message(request, exc)
             page = survey_message_page(
@@ -94,13 +126,14 @@ def register(app: faust.App, rt: Runtime) -> None:
             self,
             invitation: SurveyInvitation,
             token: str,
-            values: dict[str, str] | None = None,
-            errors: dict[str, str] | None = None,
+            values: Mapping[str, str | list[str]] | None = None,
+            errors: Mapping[str, str] | None = None,
         ) -> str:
             return survey_form_page(
                 locale=invitation.locale,
                 company=invitation.partner or invitation.product or rt.settings.company_name,
                 action=f"/s/{token}",
+                template=_template_for(invitation),
                 values=values,
                 errors=errors,
             )
@@ -116,7 +149,12 @@ def register(app: faust.App, rt: Runtime) -> None:
 
     @app.page("/api/responses")
     class ResponsesApi(CxView):
-        """POST {"token": ..., "nps": 0-10, "comment": "..."} → 201 with the response id."""
+        """POST {"token": ..., "answers": {question id: answer}} → 201 with the response id.
+
+        The answers are those of the invitation's template; the older body shape with the
+        answers beside the token ({"token": ..., "nps": 7, "comment": "..."}) still works.
+        Invalid answers → 422 with a message and a code per question.
+        """
 
         async def post(self, request: Request) -> Response:
             structlog.contextvars.clear_contextvars()
@@ -127,24 +165,38 @@ def register(app: faust.App, rt: Runtime) -> None:
             token = body.get("token")
             if not isinstance(token, str) or not token:
                 return self._invalid({"token": "required: the token from the survey link"})
+            given = body["answers"] if "answers" in body else _flat_answers(body)
+            if not isinstance(given, dict):
+                return self._invalid({"answers": "must be an object: question id → answer"})
             try:
-                await _open_invitation(rt, token)
-                answer = parse_answer(body.get("nps"), body.get("comment"))
-                response_id = await _store_answer(rt, token, answer.nps, answer.comment)
-            except InvalidAnswer as exc:
-                return self._invalid(_field_messages(exc))
+                invitation = await _open_invitation(rt, token)
+                template = _template_for(invitation)
+                parsed = parse_answers(template, given)
+                if not parsed.ok:
+                    return self._invalid(parsed.errors, parsed)
+                response_id = await _store_answer(rt, token, template, parsed.answers)
             except (TokenUnknown, TokenExpired, AlreadyAnswered) as exc:
                 status, key = _TOKEN_ERRORS[type(exc)]
                 return self.json({"error": key.removeprefix("error_")}, status=status)
             return self.json({"response_id": response_id}, status=201)
 
-        def _invalid(self, fields: dict[str, str]) -> Response:
-            return self.json({"error": "validation_failed", "fields": fields}, status=422)
+        def _invalid(self, fields: dict[str, str], parsed: ParsedAnswers | None = None) -> Response:
+            body: dict[str, Any] = {"error": "validation_failed", "fields": fields}
+            if parsed is not None:
+                body["codes"] = parsed.codes
+            return self.json(body, status=422)
 
 
-def _field_messages(exc: InvalidAnswer) -> dict[str, Any]:
-    wording = {
-        "nps": "must be an integer from 0 to 10",
-        "comment": "must be a string of at most 4000 characters",
-    }
-    return {name: wording[name] for name in exc.errors}
+def _flat_answers(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The first API body shape: answers next to the token, e.g. nps and comment."""
+    return {name: value for name, value in body.items() if name != "token"}
+
+
+def _form_fields(post: Any) -> dict[str, str | list[str]]:
+    """A posted form as name → value, or → values when a name came more than once; an
+    uploaded file is not an answer and counts as empty text."""
+    fields: dict[str, str | list[str]] = {}
+    for name in dict.fromkeys(post.keys()):
+        values = [v if isinstance(v, str) else "" for v in post.getall(name)]
+        fields[name] = values[0] if len(values) == 1 else values
+    return fields

@@ -1,4 +1,4 @@
-"""trigger: decide per contact event whether to survey, and why (one decision per event)."""
+"""trigger: decide per contact event and programme whether to survey, when, and why."""
 
 from __future__ import annotations
 
@@ -13,16 +13,17 @@ import structlog
 from agents.consume import consume_batches
 from agents.dead_letters import send_to_dead_letters
 from agents.runtime import Runtime
+from agents.survey_dispatch import dispatch_invitations
 from agents.task_events import task_event
 from models.contact_events import ContactEvent, InvalidContactEvent, parse_contact_event
 from models.decision_store import decide_contacts
-from streams.records import SurveyInvitation
 
 log = structlog.get_logger("cxloop.trigger")
 
 
 async def handle_contacts(rt: Runtime, events: Sequence[faust.EventT[bytes]]) -> None:
-    """Decode → decide and record the batch in SQL → send invitations and complaint tasks."""
+    """Decode → plan, record and fire due surveys in SQL → send invitations and complaint
+    tasks."""
     contacts: list[ContactEvent] = []
     for event in events:
         try:
@@ -31,28 +32,18 @@ async def handle_contacts(rt: Runtime, events: Sequence[faust.EventT[bytes]]) ->
             await send_to_dead_letters(rt, event, f"invalid contact event: {exc}")
     if not contacts:
         return
-    settings = rt.settings
     results = await rt.db(
         decide_contacts,
         rt.engine,
         contacts,
         rt.clock(),
-        timedelta(days=settings.survey_cap_days),
-        timedelta(hours=settings.followup_due_hours),
+        rt.rules,
+        timedelta(hours=rt.settings.followup_due_hours),
     )
     # Sent again on a replay: the decision stands, and downstream is idempotent on ids.
     sends: list[Awaitable[None]] = []
     for contact, result in zip(contacts, results, strict=True):
         customer = contact.customer.id
-        if result.invitation is not None:
-            invitation = SurveyInvitation(
-                invitation_id=result.invitation.invitation_id,
-                event_id=contact.event_id,
-                customer_id=customer,
-                locale=result.invitation.locale,
-                created_at=result.invitation.created_at,
-            )
-            sends.append(rt.send(rt.topics.survey_invitations, customer, invitation.to_bytes()))
         if result.task is not None:
             opened = task_event("task_opened", result.task, result.task.opened_at)
             sends.append(rt.send(rt.topics.followup_tasks, customer, opened.to_bytes()))
@@ -60,11 +51,12 @@ async def handle_contacts(rt: Runtime, events: Sequence[faust.EventT[bytes]]) ->
             "survey_decided",
             event_id=contact.event_id,
             customer_id=customer,
-            reason=result.decision.reason,
+            reasons=[d.reason for d in result.decisions],
             replay=not result.fresh,
         )
+    await dispatch_invitations(rt, (i for r in results for i in r.invitations))
     await asyncio.gather(*sends)
-    reasons = Counter(r.decision.reason for r in results if r.fresh)
+    reasons = Counter(d.reason for r in results if r.fresh for d in r.decisions)
     log.info(
         "contacts_decided",
         events=len(events),

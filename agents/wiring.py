@@ -6,19 +6,23 @@ from pathlib import Path
 
 from agents import (
     closure,
+    consent,
     dead_letters,
     followup,
     health,
     mailer,
     response_outbox,
+    scheduler,
     scoring,
     staff_api,
     survey_page,
     trigger,
+    unsubscribe,
 )
 from agents.mail_server import register_viewer
 from agents.runtime import Runtime
 from models.database import make_engine
+from models.rules import load_rules
 from streams.app import CxApp, create_app
 from streams.settings import Settings
 from streams.topics import declare_topics
@@ -31,7 +35,10 @@ AGENT_MODULES = (
     closure,
     dead_letters,
     response_outbox,
+    scheduler,
     survey_page,
+    unsubscribe,
+    consent,
     staff_api,
     health,
 )
@@ -41,7 +48,12 @@ def build_worker(settings: Settings, mail_dir: Path | None = None) -> tuple[CxAp
     """The worker's Faust app and runtime for *settings*; *mail_dir* adds the /mail pages."""
     app = create_app(settings)
     topics = declare_topics(app, settings.topic_partitions, settings.topic_replication)
-    runtime = Runtime(settings=settings, engine=make_engine(settings.database_url), topics=topics)
+    runtime = Runtime(
+        settings=settings,
+        engine=make_engine(settings.database_url),
+        topics=topics,
+        rules=load_rules(settings.rules_file),
+    )
     for module in AGENT_MODULES:
         module.register(app, runtime)
     if mail_dir is not None:

@@ -17,6 +17,7 @@ class ContactKind(StrEnum):
     COMPLAINT = "complaint"
     FIRST_INVOICE = "first_invoice"
     CANCELLATION = "cancellation"
+    COMPLAINT_CLOSED = "complaint_closed"  # a complaint case was closed (by a CRM or cxloop)
 
 
 class Channel(StrEnum):
@@ -35,7 +36,9 @@ class Customer(BaseModel):
     # Checked for usability by eligibility, not here: a contact with a bad address is
     # still a contact (recorded, and suppressed as no_contact_address), not bad input.
     email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=40)
     name: str | None = Field(default=None, max_length=200)
+    timezone: str | None = Field(default=None, max_length=64)  # IANA name; rules' default if absent
     locale: str | None = Field(default=None, max_length=10)
 
 

@@ -1,186 +1,551 @@
-"""Survey decisions in SQL, a batch of contact events per transaction.
+"""Survey decisions and their timers in SQL, a batch per transaction.
 
-Reads what the batch needs in a few set queries, decides each event in order with the pure
-rule (models.eligibility.decide), and writes every row with idempotent bulk inserts.
+decide_contacts records a batch of contact events, plans each with the rules in force
+(models.programmes.plan_event), writes the decisions and timers, closes the timers the
+events cancel or supersede, and fires the timers that are already due. fire_due_timers
+is the sweeper: it takes due timers through the due_at index, oldest first, and fires
+them. Firing checks eligibility against the customer's state at that moment, claims the
+contact-frequency cap with a conditional UPDATE (so two workers cannot both survey one
+customer), creates the invitation and schedules a repeating rule's next timer.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, bindparam, func, select, update
 from sqlmodel import Session, col
 
+from models.consent_store import opted_out
 from models.contact_events import ContactEvent, ContactKind
 from models.database import insert_many_if_absent, transaction
-from models.eligibility import CustomerState, Decision, Reason, decide
+from models.eligibility import CustomerView, Reason
 from models.followup import TaskOrigin, TaskStatus, task_for_complaint
+from models.programmes import (
+    Contact,
+    PendingTimers,
+    Timer,
+    cap_of,
+    check_due,
+    invitation_id_for,
+    next_repeat,
+    plan_event,
+)
+from models.rules import Rules, approx_timedelta
 from models.tables import ContactEvent as ContactEventRow
-from models.tables import CustomerContactState, FollowupTask, SurveyDecision, SurveyInvitation
+from models.tables import (
+    CustomerContactState,
+    CustomerProgrammeState,
+    FollowupTask,
+    SurveyDecision,
+    SurveyInvitation,
+    SurveyTimer,
+)
 
-_INVITATION_NAMESPACE = uuid.UUID("0b8e2a53-3a43-4c55-8f0e-5d2f6f1b9c21")
+# Core tables for executemany statements (one round trip for a batch of rows).
+_TIMERS = SurveyTimer.__table__  # type: ignore[attr-defined]
+_DECISIONS = SurveyDecision.__table__  # type: ignore[attr-defined]
+_PROGRAMME_STATE = CustomerProgrammeState.__table__  # type: ignore[attr-defined]
 
-
-def invitation_id_for(event_id: str) -> str:
-    """The stable invitation id of a contact event's survey."""
-    return str(uuid.uuid5(_INVITATION_NAMESPACE, event_id))
+__all__ = [
+    "DecisionInfo",
+    "FireResult",
+    "InvitationInfo",
+    "TriggerResult",
+    "decide_contact",
+    "decide_contacts",
+    "fire_due_timers",
+    "invitation_id_for",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class DecisionInfo:
-    """A survey_decisions row (plain data: building ORM objects costs more than the SQL)."""
+    """A survey_decisions row as it stands after the transaction."""
 
+    decision_id: str
     event_id: str
     customer_id: str
+    programme: str | None
+    rule: str | None
     outcome: str
     reason: str
     invitation_id: str | None
     decided_at: datetime
+    due_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class InvitationInfo:
-    """What the survey-invitations message carries about a survey_invitations row."""
+    """What the survey-invitations (e-mail) or call-list (phone) message carries."""
 
     invitation_id: str
     event_id: str
     customer_id: str
     locale: str
     created_at: datetime
+    programme: str | None = None
+    template: str = "transactional"
+    survey_channel: str = "email"
 
 
 @dataclass(frozen=True)
 class TriggerResult:
     """What one contact event led to; *fresh* is False when it was decided before."""
 
-    decision: DecisionInfo
-    invitation: InvitationInfo | None
+    decisions: tuple[DecisionInfo, ...]
+    invitations: tuple[InvitationInfo, ...]
     task: FollowupTask | None
     fresh: bool
+
+    @property
+    def decision(self) -> DecisionInfo:
+        """The event's first decision (the only one when one programme took it)."""
+        return self.decisions[0]
+
+    @property
+    def invitation(self) -> InvitationInfo | None:
+        return self.invitations[0] if self.invitations else None
+
+
+@dataclass
+class FireResult:
+    """What firing timers led to."""
+
+    invitations: list[InvitationInfo] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+    deferred: int = 0
 
 
 def decide_contacts(
     engine: Engine,
     events: Sequence[ContactEvent],
     now: datetime,
-    cap: timedelta,
+    rules: Rules,
     task_due: timedelta,
 ) -> list[TriggerResult]:
-    """Record and decide *events* (in order) in one transaction; one result per event.
+    """Record, plan and (where due) fire *events* in one transaction; one result each.
 
     An event decided before (in an earlier batch or earlier in this one) changes nothing
     and gets its first outcome back with fresh=False.
     """
     with transaction(engine) as session:
         earlier = _earlier_outcomes(session, [e.event_id for e in events])
-        customers = {e.customer.id for e in events}
-        last_surveyed = _last_surveyed(session, customers)
-        open_tasks = _open_tasks(session, customers)
-
-        fresh: dict[str, tuple[ContactEvent, Decision, FollowupTask | None]] = {}
+        fresh: dict[str, ContactEvent] = {}
         for event in events:
-            if event.event_id in earlier or event.event_id in fresh:
-                continue
-            customer = event.customer.id
-            state = CustomerState(
-                last_surveyed_at=last_surveyed.get(customer),
-                open_complaints=open_tasks[customer, TaskOrigin.COMPLAINT],
-                open_followups=open_tasks[customer, TaskOrigin.DETRACTOR],
-            )
-            decision = decide(event, state, now, cap)
-            if decision.surveyed:
-                last_surveyed[customer] = now
-            task = None
+            if event.event_id not in earlier:
+                fresh.setdefault(event.event_id, event)
+        customers = {e.customer.id for e in fresh.values()}
+        pending = PendingTimers(_load_timers(session, customers))
+        decision_rows: list[dict[str, Any]] = []
+        new_timers: dict[str, Timer] = {}
+        closed: list[tuple[Timer, Reason]] = []
+        tasks: dict[str, FollowupTask] = {}
+        for event in fresh.values():
+            plan = plan_event(rules, event, pending.of(event.customer.id))
+            pending.apply(plan)
+            closed.extend(plan.closed)
+            for d in plan.decisions:
+                decision_rows.append(
+                    {
+                        "decision_id": d.decision_id,
+                        "event_id": d.event_id,
+                        "customer_id": d.customer_id,
+                        "programme": d.programme,
+                        "rule": d.rule,
+                        "rules_version": rules.label,
+                        "repeat": d.repeat,
+                        "outcome": d.reason.outcome,
+                        "reason": d.reason.value,
+                        "due_at": d.timer.due_at if d.timer else None,
+                        "invitation_id": None,
+                        "decided_at": now,
+                        "resolved_at": None if d.timer else now,
+                    }
+                )
+                if d.timer is not None:
+                    new_timers[d.decision_id] = d.timer
             if event.kind is ContactKind.COMPLAINT:
-                task = _task_row(customer, event, task_due)
-                open_tasks[customer, TaskOrigin.COMPLAINT] += 1
-            fresh[event.event_id] = (event, decision, task)
-
-        surveyed = {e.customer.id for e, d, _ in fresh.values() if d.surveyed}
-        claimed = _claim_survey_slots(session, surveyed, now, cap)
-        rows: dict[str, TriggerResult] = {}
-        invitation_rows: list[dict[str, Any]] = []
-        for event_id, (event, decided, task) in fresh.items():
-            decision = decided
-            if decided.surveyed and event.customer.id not in claimed:
-                # Another worker surveyed this customer since we read the state.
-                decision = Decision(False, Reason.RECENTLY_SURVEYED)
-            invitation = None
-            if decision.surveyed:
-                invitation_rows.append(_invitation_row(event, now))
-                invitation = _invitation_info(invitation_rows[-1])
-            info = DecisionInfo(
-                event_id=event_id,
-                customer_id=event.customer.id,
-                outcome=decision.outcome,
-                reason=decision.reason.value,
-                invitation_id=invitation.invitation_id if invitation else None,
-                decided_at=now,
-            )
-            rows[event_id] = TriggerResult(info, invitation, task, fresh=True)
-        _write(
-            session, [e for e, _, _ in fresh.values()], list(rows.values()), invitation_rows, now
+                tasks[event.event_id] = _task_row(event, task_due)
+        insert_many_if_absent(
+            session, ContactEventRow, [_contact_row(e, now) for e in fresh.values()]
         )
+        insert_many_if_absent(session, SurveyDecision, decision_rows)
+        insert_many_if_absent(session, SurveyTimer, [_timer_row(t) for t in new_timers.values()])
+        insert_many_if_absent(session, FollowupTask, [_values(t) for t in tasks.values()])
+        _close(session, closed, now)
+        still_pending = {t.decision_id for t in pending}
+        due = [t for t in new_timers.values() if t.decision_id in still_pending and t.due_at <= now]
+        fired = _fire(session, rules, due, now)
 
-        results = []
+        infos = _decision_infos(session, [r["decision_id"] for r in decision_rows])
+        by_event: dict[str, list[DecisionInfo]] = defaultdict(list)
+        for info in infos:
+            by_event[info.event_id].append(info)
+        invitations_by_event: dict[str, list[InvitationInfo]] = defaultdict(list)
+        for invitation in fired.invitations:
+            invitations_by_event[invitation.event_id].append(invitation)
+        results: list[TriggerResult] = []
+        seen: set[str] = set()
         for event in events:
             if event.event_id in earlier:
                 results.append(earlier[event.event_id])
-            else:
-                first = rows[event.event_id]
-                seen_before = any(r is first for r in results)
-                results.append(first if not seen_before else _replayed(first))
+                continue
+            results.append(
+                TriggerResult(
+                    tuple(by_event[event.event_id]),
+                    tuple(invitations_by_event[event.event_id]),
+                    tasks.get(event.event_id),
+                    fresh=event.event_id not in seen,
+                )
+            )
+            seen.add(event.event_id)
         return results
 
 
 def decide_contact(
-    engine: Engine, event: ContactEvent, now: datetime, cap: timedelta, task_due: timedelta
+    engine: Engine, event: ContactEvent, now: datetime, rules: Rules, task_due: timedelta
 ) -> TriggerResult:
     """decide_contacts for one event."""
-    return decide_contacts(engine, [event], now, cap, task_due)[0]
+    return decide_contacts(engine, [event], now, rules, task_due)[0]
 
 
-def _replayed(result: TriggerResult) -> TriggerResult:
-    return TriggerResult(result.decision, result.invitation, result.task, fresh=False)
+def fire_due_timers(engine: Engine, rules: Rules, now: datetime, limit: int = 500) -> FireResult:
+    """Fire up to *limit* timers due by *now*, oldest first (the sweeper's tick).
+
+    The due_at index makes this cost the number of due timers, not the number pending.
+    On PostgreSQL, SKIP LOCKED lets workers sweep side by side without taking one timer
+    twice; SQLite serialises writers anyway.
+    """
+    with transaction(engine) as session:
+        rows = (
+            session.execute(
+                select(SurveyTimer)
+                .where(col(SurveyTimer.due_at) <= now)
+                .order_by(col(SurveyTimer.due_at))
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            .scalars()
+            .all()
+        )
+        return _fire(session, rules, [_timer_of(r) for r in rows], now)
+
+
+def next_due_at(engine: Engine) -> datetime | None:
+    """When the earliest pending timer is due (for `cxloop rules explain` and tests)."""
+    with Session(engine) as session:
+        return session.execute(select(func.min(col(SurveyTimer.due_at)))).scalar()
+
+
+def _fire(session: Session, rules: Rules, timers: list[Timer], now: datetime) -> FireResult:
+    result = FireResult()
+    if not timers:
+        return result
+    timers = sorted(timers, key=lambda t: (t.due_at, t.decision_id))
+    customers = {t.customer_id for t in timers}
+    last = _last_surveyed(session, customers)
+    programme_last = _programme_last(session, customers)
+    open_tasks = _open_tasks(session, customers)
+    blocked = {channel: opted_out(session, customers, channel) for channel in ("email", "phone")}
+
+    surveyed: list[Timer] = []
+    resolved: dict[str, tuple[Timer, Reason]] = {}
+    for timer in timers:
+        c = timer.customer_id
+        view = CustomerView(
+            last_surveyed_at=last.get(c),
+            programme_last_surveyed=programme_last[c],
+            open_complaints=open_tasks[c, TaskOrigin.COMPLAINT],
+            open_followups=open_tasks[c, TaskOrigin.DETRACTOR],
+            opted_out=frozenset(ch for ch, who in blocked.items() if c in who),
+        )
+        outcome = check_due(rules, timer, view, now)
+        if outcome.defer_to is not None:
+            session.execute(
+                update(SurveyTimer)
+                .where(col(SurveyTimer.decision_id) == timer.decision_id)
+                .values(due_at=outcome.defer_to)
+            )
+            session.execute(
+                update(SurveyDecision)
+                .where(col(SurveyDecision.decision_id) == timer.decision_id)
+                .values(reason=outcome.reason.value, due_at=outcome.defer_to)
+            )
+            result.deferred += 1
+            continue
+        if outcome.reason is Reason.SURVEYED:
+            last[c] = now
+            programme_last[c][timer.programme] = now
+            surveyed.append(timer)
+        resolved[timer.decision_id] = (timer, outcome.reason)
+
+    claimed = _claim_caps(session, rules, surveyed, now)
+    invitation_rows = []
+    for timer in surveyed:
+        if timer.decision_id not in claimed:
+            # Another worker surveyed this customer since we read the state.
+            resolved[timer.decision_id] = (timer, Reason.RECENTLY_SURVEYED)
+            continue
+        row = _invitation_row(rules, timer, now)
+        invitation_rows.append(row)
+        result.invitations.append(_invitation_info(row))
+    insert_many_if_absent(session, SurveyInvitation, invitation_rows)
+    insert_many_if_absent(
+        session,
+        CustomerProgrammeState,
+        [
+            {"customer_id": t.customer_id, "programme": t.programme, "last_surveyed_at": now}
+            for t in surveyed
+            if t.decision_id in claimed
+        ],
+    )
+    programme_rows = [
+        {"b_customer": t.customer_id, "b_programme": t.programme, "b_at": now}
+        for t in surveyed
+        if t.decision_id in claimed
+    ]
+    if programme_rows:
+        session.connection().execute(
+            update(_PROGRAMME_STATE)
+            .where(_PROGRAMME_STATE.c.customer_id == bindparam("b_customer"))
+            .where(_PROGRAMME_STATE.c.programme == bindparam("b_programme"))
+            .values(last_surveyed_at=bindparam("b_at")),
+            programme_rows,
+        )
+    invitations = {r["decision_id"]: r["invitation_id"] for r in invitation_rows}
+    _resolve(session, resolved.values(), now, invitations)
+    repeats = [
+        nxt
+        for timer, reason in resolved.values()
+        if reason is not Reason.PROGRAMME_REMOVED and (nxt := next_repeat(rules, timer))
+    ]
+    insert_many_if_absent(
+        session,
+        SurveyDecision,
+        [
+            {
+                "decision_id": t.decision_id,
+                "event_id": t.event_id,
+                "customer_id": t.customer_id,
+                "programme": t.programme,
+                "rule": t.rule,
+                "rules_version": rules.label,
+                "repeat": t.repeat,
+                "outcome": "pending",
+                "reason": Reason.SCHEDULED.value,
+                "due_at": t.due_at,
+                "invitation_id": None,
+                "decided_at": now,
+                "resolved_at": None,
+            }
+            for t in repeats
+        ],
+    )
+    insert_many_if_absent(session, SurveyTimer, [_timer_row(t) for t in repeats])
+    result.reasons.update(reason.value for _, reason in resolved.values())
+    return result
+
+
+def _close(session: Session, closed: list[tuple[Timer, Reason]], now: datetime) -> None:
+    """Close pending decisions a later contact cancelled or superseded."""
+    _resolve(session, closed, now, {})
+
+
+def _resolve(
+    session: Session,
+    resolved: Iterable[tuple[Timer, Reason]],
+    now: datetime,
+    invitations: dict[str, str],
+) -> None:
+    rows = list(resolved)
+    if not rows:
+        return
+    ids = [t.decision_id for t, _ in rows]
+    session.execute(_TIMERS.delete().where(_TIMERS.c.decision_id.in_(ids)))
+    # Only a pending decision changes: one a sweeper resolved first keeps its outcome.
+    session.connection().execute(
+        update(_DECISIONS)
+        .where(_DECISIONS.c.decision_id == bindparam("b_id"))
+        .where(_DECISIONS.c.outcome == "pending")
+        .values(
+            outcome=bindparam("b_outcome"),
+            reason=bindparam("b_reason"),
+            resolved_at=bindparam("b_at"),
+            invitation_id=bindparam("b_invitation"),
+        ),
+        [
+            {
+                "b_id": t.decision_id,
+                "b_outcome": reason.outcome,
+                "b_reason": reason.value,
+                "b_at": now,
+                "b_invitation": invitations.get(t.decision_id),
+            }
+            for t, reason in rows
+        ],
+    )
+
+
+def _claim_caps(session: Session, rules: Rules, timers: list[Timer], now: datetime) -> set[str]:
+    """Set last_surveyed_at = now for each customer not surveyed within the programme's
+    cap; the decision ids whose customer was claimed.
+
+    The conditional UPDATE … RETURNING is what keeps two workers from both surveying one
+    customer: only the customers it returns may be surveyed.
+    """
+    if not timers:
+        return set()
+    insert_many_if_absent(
+        session,
+        CustomerContactState,
+        [
+            {"customer_id": c, "last_surveyed_at": None}
+            for c in sorted({t.customer_id for t in timers})
+        ],
+    )
+    by_cap: dict[timedelta, list[Timer]] = defaultdict(list)
+    for timer in timers:
+        programme = rules.programme(timer.programme)
+        if programme is not None:
+            by_cap[cap_of(programme)].append(timer)
+    claimed: set[str] = set()
+    for cap, group in by_cap.items():
+        customers = {t.customer_id for t in group}
+        got = set(
+            session.execute(
+                update(CustomerContactState)
+                .where(col(CustomerContactState.customer_id).in_(customers))
+                .where(
+                    col(CustomerContactState.last_surveyed_at).is_(None)
+                    | (col(CustomerContactState.last_surveyed_at) <= now - cap)
+                )
+                .values(last_surveyed_at=now)
+                .returning(col(CustomerContactState.customer_id))
+            ).scalars()
+        )
+        claimed.update(t.decision_id for t in group if t.customer_id in got)
+    return claimed
 
 
 def _earlier_outcomes(session: Session, event_ids: list[str]) -> dict[str, TriggerResult]:
-    decisions = session.execute(
-        select(SurveyDecision).where(col(SurveyDecision.event_id).in_(set(event_ids)))
-    ).scalars()
-    found = {d.event_id: d for d in decisions}
-    if not found:
+    decisions = _decision_infos_where(session, col(SurveyDecision.event_id).in_(set(event_ids)))
+    if not decisions:
         return {}
-    invitation_ids = {d.invitation_id for d in found.values() if d.invitation_id}
+    invitation_ids = {d.invitation_id for d in decisions if d.invitation_id}
     invitations = {
-        i.invitation_id: i
+        i.invitation_id: _invitation_info(_values(i))
         for i in session.execute(
             select(SurveyInvitation).where(col(SurveyInvitation.invitation_id).in_(invitation_ids))
         ).scalars()
     }
+    found = {d.event_id for d in decisions}
     tasks = {
         t.source_id: t
         for t in session.execute(
-            select(FollowupTask).where(col(FollowupTask.source_id).in_(set(found)))
+            select(FollowupTask).where(col(FollowupTask.source_id).in_(found))
         ).scalars()
     }
-    results = {}
-    for event_id, d in found.items():
-        invitation = invitations.get(d.invitation_id) if d.invitation_id else None
-        results[event_id] = TriggerResult(
-            DecisionInfo(
-                d.event_id, d.customer_id, d.outcome, d.reason, d.invitation_id, d.decided_at
-            ),
-            _invitation_info(_values(invitation)) if invitation else None,
+    grouped: dict[str, list[DecisionInfo]] = defaultdict(list)
+    for d in decisions:
+        grouped[d.event_id].append(d)
+    return {
+        event_id: TriggerResult(
+            tuple(ds),
+            tuple(invitations[d.invitation_id] for d in ds if d.invitation_id in invitations),
             tasks.get(event_id),
             fresh=False,
         )
-    return results
+        for event_id, ds in grouped.items()
+    }
+
+
+def _decision_infos(session: Session, decision_ids: list[str]) -> list[DecisionInfo]:
+    if not decision_ids:
+        return []
+    return _decision_infos_where(session, col(SurveyDecision.decision_id).in_(decision_ids))
+
+
+def _decision_infos_where(session: Session, condition: Any) -> list[DecisionInfo]:
+    rows = session.execute(
+        select(
+            col(SurveyDecision.decision_id),
+            col(SurveyDecision.event_id),
+            col(SurveyDecision.customer_id),
+            col(SurveyDecision.programme),
+            col(SurveyDecision.rule),
+            col(SurveyDecision.outcome),
+            col(SurveyDecision.reason),
+            col(SurveyDecision.invitation_id),
+            col(SurveyDecision.decided_at),
+            col(SurveyDecision.due_at),
+        )
+        .where(condition)
+        .order_by(col(SurveyDecision.repeat), col(SurveyDecision.programme))
+    ).all()
+    return [DecisionInfo(*row) for row in rows]
+
+
+def _load_timers(session: Session, customers: set[str]) -> list[Timer]:
+    if not customers:
+        return []
+    rows = session.execute(
+        select(SurveyTimer).where(col(SurveyTimer.customer_id).in_(customers))
+    ).scalars()
+    return [_timer_of(r) for r in rows]
+
+
+def _timer_of(row: SurveyTimer) -> Timer:
+    return Timer(
+        decision_id=row.decision_id,
+        customer_id=row.customer_id,
+        programme=row.programme,
+        rule=row.rule,
+        episode=row.episode,
+        event_id=row.event_id,
+        repeat=row.repeat,
+        first_due_at=row.first_due_at,
+        due_at=row.due_at,
+        contact=Contact(
+            email=row.email,
+            phone=row.phone,
+            name=row.name,
+            locale=row.locale,
+            timezone=row.timezone,
+            kind=row.kind,
+            channel=row.channel,
+            partner=row.partner,
+            product=row.product,
+        ),
+    )
+
+
+def _timer_row(t: Timer) -> dict[str, Any]:
+    c = t.contact
+    return {
+        "decision_id": t.decision_id,
+        "customer_id": t.customer_id,
+        "programme": t.programme,
+        "rule": t.rule,
+        "episode": t.episode,
+        "event_id": t.event_id,
+        "repeat": t.repeat,
+        "first_due_at": t.first_due_at,
+        "due_at": t.due_at,
+        "email": c.email,
+        "phone": c.phone,
+        "name": c.name,
+        "locale": c.locale,
+        "timezone": c.timezone,
+        "kind": c.kind,
+        "channel": c.channel,
+        "partner": c.partner,
+        "product": c.product,
+    }
 
 
 def _last_surveyed(session: Session, customers: set[str]) -> dict[str, datetime]:
@@ -190,6 +555,20 @@ def _last_surveyed(session: Session, customers: set[str]) -> dict[str, datetime]
         .where(col(CustomerContactState.last_surveyed_at).is_not(None))
     ).all()
     return dict(rows)
+
+
+def _programme_last(session: Session, customers: set[str]) -> defaultdict[str, dict[str, datetime]]:
+    rows = session.execute(
+        select(
+            col(CustomerProgrammeState.customer_id),
+            col(CustomerProgrammeState.programme),
+            col(CustomerProgrammeState.last_surveyed_at),
+        ).where(col(CustomerProgrammeState.customer_id).in_(customers))
+    ).all()
+    found: defaultdict[str, dict[str, datetime]] = defaultdict(dict)
+    for customer, programme, at in rows:
+        found[customer][programme] = at
+    return found
 
 
 def _open_tasks(session: Session, customers: set[str]) -> Counter[tuple[str, str]]:
@@ -202,41 +581,13 @@ def _open_tasks(session: Session, customers: set[str]) -> Counter[tuple[str, str
     return Counter({(customer, origin): count for customer, origin, count in rows})
 
 
-def _claim_survey_slots(
-    session: Session, customers: set[str], now: datetime, cap: timedelta
-) -> set[str]:
-    """Set last_surveyed_at = now for each customer not surveyed within the cap.
-
-    The conditional UPDATE … RETURNING is what keeps two workers from both surveying one
-    customer: only the customers it returns may be surveyed.
-    """
-    if not customers:
-        return set()
-    insert_many_if_absent(
-        session,
-        CustomerContactState,
-        [{"customer_id": c, "last_surveyed_at": None} for c in sorted(customers)],
-    )
-    claimed = session.execute(
-        update(CustomerContactState)
-        .where(col(CustomerContactState.customer_id).in_(customers))
-        .where(
-            col(CustomerContactState.last_surveyed_at).is_(None)
-            | (col(CustomerContactState.last_surveyed_at) <= now - cap)
-        )
-        .values(last_surveyed_at=now)
-        .returning(col(CustomerContactState.customer_id))
-    ).scalars()
-    return set(claimed)
-
-
-def _task_row(customer: str, event: ContactEvent, due: timedelta) -> FollowupTask:
+def _task_row(event: ContactEvent, due: timedelta) -> FollowupTask:
     new = task_for_complaint(event.event_id, event.occurred_at, due)
     return FollowupTask(
         task_id=new.task_id,
         origin=new.origin.value,
         source_id=new.source_id,
-        customer_id=customer,
+        customer_id=event.customer.id,
         priority=new.priority,
         status=TaskStatus.OPEN.value,
         opened_at=new.opened_at,
@@ -244,23 +595,36 @@ def _task_row(customer: str, event: ContactEvent, due: timedelta) -> FollowupTas
     )
 
 
-def _invitation_row(event: ContactEvent, now: datetime) -> dict[str, Any]:
-    if event.customer.email is None:
-        raise ValueError("eligibility surveyed a customer without an e-mail address")
+def _invitation_row(rules: Rules, timer: Timer, now: datetime) -> dict[str, Any]:
+    programme = rules.programme(timer.programme)
+    if programme is None:
+        raise ValueError("a survey was due for a programme the rules do not have")
+    c = timer.contact
+    email_survey = programme.channel == "email"
     return {
-        "invitation_id": invitation_id_for(event.event_id),
-        "event_id": event.event_id,
-        "customer_id": event.customer.id,
-        "email": event.customer.email,
-        "name": event.customer.name,
-        "locale": (event.customer.locale or "en").lower(),
-        "kind": event.kind.value,
-        "channel": event.channel.value,
-        "partner": event.partner,
-        "product": event.product,
+        "invitation_id": invitation_id_for(timer.decision_id),
+        "event_id": timer.event_id,
+        "decision_id": timer.decision_id,
+        "customer_id": timer.customer_id,
+        "email": c.email if email_survey else None,
+        "phone": None if email_survey else c.phone,
+        "name": c.name,
+        "locale": c.locale,
+        "kind": c.kind,
+        "channel": c.channel,
+        "partner": c.partner,
+        "product": c.product,
+        "programme": programme.name,
+        "rule": timer.rule,
+        "template": programme.template,
+        "survey_channel": programme.channel,
         "created_at": now,
+        "expires_at": now + approx_timedelta(programme.expiry),
         "delivery_status": "pending",
         "delivery_attempts": 0,
+        "reminders_planned": programme.reminders if email_survey else 0,
+        "reminder_gap_s": int(approx_timedelta(programme.reminder_after).total_seconds()),
+        "reminders_sent": 0,
     }
 
 
@@ -271,34 +635,10 @@ def _invitation_info(row: dict[str, Any]) -> InvitationInfo:
         customer_id=row["customer_id"],
         locale=row["locale"],
         created_at=row["created_at"],
+        programme=row.get("programme"),
+        template=row.get("template") or "transactional",
+        survey_channel=row.get("survey_channel") or "email",
     )
-
-
-def _write(
-    session: Session,
-    events: list[ContactEvent],
-    results: list[TriggerResult],
-    invitations: list[dict[str, Any]],
-    now: datetime,
-) -> None:
-    insert_many_if_absent(session, ContactEventRow, [_contact_row(e, now) for e in events])
-    insert_many_if_absent(
-        session,
-        SurveyDecision,
-        [
-            {
-                "event_id": r.decision.event_id,
-                "customer_id": r.decision.customer_id,
-                "outcome": r.decision.outcome,
-                "reason": r.decision.reason,
-                "invitation_id": r.decision.invitation_id,
-                "decided_at": r.decision.decided_at,
-            }
-            for r in results
-        ],
-    )
-    insert_many_if_absent(session, SurveyInvitation, invitations)
-    insert_many_if_absent(session, FollowupTask, [_values(r.task) for r in results if r.task])
 
 
 def _values(row: Any) -> dict[str, Any]:

@@ -1,61 +1,98 @@
-"""Who gets surveyed: the pure decision for one contact event."""
+"""Who may be surveyed now: the reason codes and the checks made when a survey is due."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
-from models.contact_events import ContactEvent, ContactKind
-
 
 class Reason(StrEnum):
-    """Why a contact event was or was not surveyed (one per decision)."""
+    """Why a contact event was or was not surveyed by a programme (one per decision)."""
 
     SURVEYED = "surveyed"
-    NO_CONTACT_ADDRESS = "no_contact_address"
-    OPEN_COMPLAINT = "open_complaint"
-    OPEN_FOLLOWUP = "open_followup"
+    SCHEDULED = "scheduled"  # pending: its timer has not fired yet
+    OUTSIDE_WINDOW_DEFERRED = "outside_window_deferred"  # pending: waits for the send window
+    SAMPLED_OUT = "sampled_out"
     RECENTLY_SURVEYED = "recently_surveyed"
-
-
-@dataclass(frozen=True)
-class CustomerState:
-    """What eligibility needs to know about a customer at decision time."""
-
-    last_surveyed_at: datetime | None = None
-    open_complaints: int = 0
-    open_followups: int = 0
-
-
-@dataclass(frozen=True)
-class Decision:
-    surveyed: bool
-    reason: Reason
+    OPEN_FOLLOWUP = "open_followup"
+    OPEN_COMPLAINT = "open_complaint"
+    OPTED_OUT = "opted_out"
+    NO_CONTACT_ADDRESS = "no_contact_address"
+    DUPLICATE_EVENT = "duplicate_event"
+    ALREADY_SCHEDULED = "already_scheduled"  # the programme already waits for this customer
+    SUPERSEDED = "superseded"  # a later contact on the same case restarted the wait
+    CANCELLED = "cancelled"  # a cancelling contact (e.g. cancellation, complaint) came first
+    EXPIRED = "expired"  # could not be sent within the programme's expiry
+    NO_PROGRAMME = "no_programme"  # no programme's rule matches this contact
+    PROGRAMME_REMOVED = "programme_removed"  # the rules in force no longer have it
 
     @property
     def outcome(self) -> str:
-        return "surveyed" if self.surveyed else "suppressed"
+        if self is Reason.SURVEYED:
+            return "surveyed"
+        if self in (Reason.SCHEDULED, Reason.OUTSIDE_WINDOW_DEFERRED):
+            return "pending"
+        return "suppressed"
 
 
-def decide(event: ContactEvent, state: CustomerState, now: datetime, cap: timedelta) -> Decision:
-    """Survey *event*'s customer now, or say why not.
+@dataclass(frozen=True)
+class CustomerView:
+    """What eligibility needs to know about a customer when a survey is due."""
 
-    A complaint is never surveyed: it opens a task, and the customer is left alone until
-    that task is closed. The contact-frequency cap counts from the last survey sent.
+    last_surveyed_at: datetime | None = None
+    programme_last_surveyed: Mapping[str, datetime] = field(default_factory=dict)
+    open_complaints: int = 0
+    open_followups: int = 0
+    opted_out: frozenset[str] = frozenset()  # survey channels ('email', 'phone')
+
+
+def suppression(  # noqa: PLR0911 - one return per reason, in priority order
+    view: CustomerView,
+    *,
+    programme: str,
+    channel: str,
+    email: str | None,
+    phone: str | None,
+    cooldown: timedelta,
+    cap: timedelta,
+    now: datetime,
+) -> Reason | None:
+    """Why a survey that is due now must not go out, or None when it may.
+
+    Checked when the survey is due, not when the contact came in: a complaint or an
+    opt-out in between must stop it. The order decides which single reason is recorded.
     """
-    if event.kind is ContactKind.COMPLAINT or state.open_complaints:
-        return Decision(False, Reason.OPEN_COMPLAINT)
-    if state.open_followups:
-        return Decision(False, Reason.OPEN_FOLLOWUP)
-    if not usable_address(event.customer.email):
-        return Decision(False, Reason.NO_CONTACT_ADDRESS)
-    if state.last_surveyed_at is not None and now - state.last_surveyed_at < cap:
-        return Decision(False, Reason.RECENTLY_SURVEYED)
-    return Decision(True, Reason.SURVEYED)
+    if channel in view.opted_out:
+        return Reason.OPTED_OUT
+    if view.open_complaints:
+        return Reason.OPEN_COMPLAINT
+    if view.open_followups:
+        return Reason.OPEN_FOLLOWUP
+    if not (usable_address(email) if channel == "email" else usable_phone(phone)):
+        return Reason.NO_CONTACT_ADDRESS
+    last_here = view.programme_last_surveyed.get(programme)
+    if last_here is not None and now - last_here < cooldown:
+        return Reason.RECENTLY_SURVEYED
+    if view.last_surveyed_at is not None and now - view.last_surveyed_at < cap:
+        return Reason.RECENTLY_SURVEYED
+    return None
+
+
+_PHONE = re.compile(r"\+?[0-9(][0-9 ()./-]{5,38}")
+
+
+def usable_phone(number: str | None) -> bool:
+    """A number an interviewer can dial: digits with the usual separators."""
+    return (
+        bool(number)
+        and _PHONE.fullmatch(number or "") is not None
+        and sum(c.isdigit() for c in number or "") >= 6
+    )
 
 
 # Plain ASCII addresses, checked cheaply; anything else goes through email_validator.

@@ -1,4 +1,4 @@
-"""NPS categories and CSAT top-2-box."""
+"""NPS categories, CSAT top-2-box and the CES scale."""
 
 from __future__ import annotations
 
@@ -27,6 +27,13 @@ def csat_satisfied(score: int) -> bool:
     if not 1 <= score <= 5:
         raise ValueError(f"CSAT score must be 1..5, got {score}")
     return score >= 4
+
+
+def ces_score(score: int) -> int:
+    """A Customer Effort Score as given (1–7, 7 = easiest); it has no category."""
+    if not 1 <= score <= 7:
+        raise ValueError(f"CES score must be 1..7, got {score}")
+    return score
 
 
 def nps(scores: list[int]) -> float:

@@ -6,16 +6,19 @@ Every function is one short transaction, safe to repeat with the same ids.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, select, update
 from sqlmodel import Session, col
 
+from models.consent_store import opted_out
 from models.database import transaction
 from models.tables import (
     SurveyInvitation,
+    SurveyReminder,
     SurveyResponse,
 )
 
@@ -59,7 +62,8 @@ def claim_deliveries(
 
     Only 'pending' invitations are claimed. One found in 'sending' was interrupted between
     claim and outcome: it may have reached the customer, so it becomes 'unknown' and is
-    not sent again (at most once).
+    not sent again (at most once). One whose customer has opted out of e-mail since the
+    decision becomes 'cancelled' ('opted out'): consent is checked here, at send time.
     """
     with transaction(engine) as session:
         rows = {
@@ -70,6 +74,11 @@ def claim_deliveries(
                 .with_for_update()
             ).scalars()
         }
+        refused = opted_out(
+            session,
+            {row.customer_id for row in rows.values() if row.delivery_status == "pending"},
+            "email",
+        )
         claimed: dict[str, DeliveryClaim] = {}
         done: dict[str, str] = {}
         for invitation_id, row in rows.items():
@@ -81,13 +90,18 @@ def claim_deliveries(
             ):
                 row.delivery_status = "failed"
                 row.delivery_error = "not an e-mail survey"
+            if row.delivery_status == "pending" and row.customer_id in refused:
+                row.delivery_status = "cancelled"
+                row.delivery_error = "opted out"
             if row.delivery_status != "pending" or row.email is None:
                 done[invitation_id] = row.delivery_status
                 continue
             row.delivery_status = "sending"
             row.delivery_attempts += 1
             row.token_hash = tokens[invitation_id]
-            row.expires_at = now + ttl
+            # The programme's expiry (set when the survey was decided) counts from sending.
+            lifetime = row.expires_at - row.created_at if row.expires_at else ttl
+            row.expires_at = now + lifetime
             claimed[invitation_id] = DeliveryClaim(
                 invitation_id=row.invitation_id,
                 email=row.email,
@@ -130,6 +144,8 @@ def finish_deliveries(
             row.delivery_error = error[:500] if error else None
             if status == "sent":
                 row.sent_at = now
+                if row.reminders_planned > row.reminders_sent and row.reminder_gap_s > 0:
+                    row.next_reminder_at = now + timedelta(seconds=row.reminder_gap_s)
             if status == "pending":
                 row.token_hash = None  # that token never reached the customer
 
@@ -176,8 +192,15 @@ def record_response(
     csat: int | None,
     comment: str | None,
     now: datetime,
+    *,
+    ces: int | None = None,
+    answers: Mapping[str, Any] | None = None,
 ) -> SurveyResponse:
-    """Store the one answer a token allows; the conditional UPDATE makes it exactly one."""
+    """Store the one answer a token allows; the conditional UPDATE makes it exactly one.
+
+    *answers* are all validated answers by question id; nps, csat, ces and comment are the
+    headline values taken from them (models.survey_templates.headline).
+    """
     with transaction(engine) as session:
         invitation = invitation_for_token_in(session, token_hash, now)
         claimed = session.execute(
@@ -194,7 +217,9 @@ def record_response(
             customer_id=invitation.customer_id,
             nps=nps,
             csat=csat,
+            ces=ces,
             comment=comment or None,
+            answers=dict(answers or {}),
             submitted_at=now,
         )
         session.add(response)
@@ -202,9 +227,19 @@ def record_response(
 
 
 def invitation_for_token_in(session: Session, token_hash: str, now: datetime) -> SurveyInvitation:
+    """The open invitation behind a token: the invitation's own or one of its reminders'."""
     row: SurveyInvitation | None = session.execute(
         select(SurveyInvitation).where(col(SurveyInvitation.token_hash) == token_hash)
     ).scalar_one_or_none()
+    if row is None:
+        row = session.execute(
+            select(SurveyInvitation)
+            .join(
+                SurveyReminder,
+                col(SurveyReminder.invitation_id) == col(SurveyInvitation.invitation_id),
+            )
+            .where(col(SurveyReminder.token_hash) == token_hash)
+        ).scalar_one_or_none()
     if row is None:
         raise TokenUnknown(token_hash[:8])
     if row.answered_at is not None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     Column,
     DateTime,
@@ -72,20 +73,72 @@ class CustomerContactState(SQLModel, table=True):
     last_surveyed_at: datetime | None = _utc(nullable=True)
 
 
+class CustomerProgrammeState(SQLModel, table=True):
+    """Per customer and programme: when that programme last surveyed the customer (cooldown)."""
+
+    __tablename__ = "customer_programme_state"
+
+    customer_id: str = Field(primary_key=True, max_length=200)
+    programme: str = Field(primary_key=True, max_length=100)
+    last_surveyed_at: datetime = _utc(nullable=False)
+
+
 class SurveyDecision(SQLModel, table=True):
-    """One decision per contact event: surveyed or suppressed, with one reason code."""
+    """One decision per contact event and programme (and per repeat of a repeating rule):
+    pending while its timer waits, then surveyed or suppressed, with one reason code, the
+    programme, the rule and the rules version that applied."""
 
     __tablename__ = "survey_decisions"
     __table_args__ = (
-        CheckConstraint("outcome IN ('surveyed', 'suppressed')", name="ck_decision_outcome"),
+        CheckConstraint(
+            "outcome IN ('pending', 'surveyed', 'suppressed')", name="ck_decision_outcome"
+        ),
+        Index("ix_survey_decisions_customer_decided", "customer_id", "decided_at"),
     )
 
-    event_id: str = Field(primary_key=True, max_length=200)
-    customer_id: str = Field(index=True, max_length=200)
+    decision_id: str = Field(primary_key=True, max_length=64)
+    event_id: str = Field(index=True, max_length=200)
+    customer_id: str = Field(max_length=200)
+    programme: str | None = Field(default=None, max_length=100)
+    rule: str | None = Field(default=None, max_length=100)
+    rules_version: str = Field(max_length=120)
+    repeat: int = 0  # 0 for the event's own decision, n for the n-th repeat
     outcome: str = Field(max_length=20)
     reason: str = Field(max_length=40)
+    due_at: datetime | None = _utc(nullable=True)
     invitation_id: str | None = Field(default=None, max_length=64)
     decided_at: datetime = _utc(nullable=False)
+    resolved_at: datetime | None = _utc(nullable=True)
+
+
+class SurveyTimer(SQLModel, table=True):
+    """A pending decision's timer: when it is due, and what the survey needs then.
+
+    Deleted when the decision resolves. Due timers are found through the due_at index,
+    so a million pending timers cost no full scan per tick.
+    """
+
+    __tablename__ = "survey_timers"
+    __table_args__ = (Index("ix_survey_timers_customer_programme", "customer_id", "programme"),)
+
+    decision_id: str = Field(primary_key=True, max_length=64)
+    customer_id: str = Field(max_length=200)
+    programme: str = Field(max_length=100)
+    rule: str = Field(max_length=100)
+    episode: str = Field(max_length=220)  # what a later event on the same episode replaces
+    event_id: str = Field(max_length=200)
+    repeat: int = 0
+    first_due_at: datetime = _utc(nullable=False)
+    due_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=40)
+    name: str | None = Field(default=None, max_length=200)
+    locale: str = Field(max_length=10)
+    timezone: str | None = Field(default=None, max_length=64)
+    kind: str = Field(max_length=40)
+    channel: str = Field(max_length=20)
+    partner: str | None = Field(default=None, max_length=200)
+    product: str | None = Field(default=None, max_length=200)
 
 
 class SurveyInvitation(SQLModel, table=True):
@@ -100,7 +153,7 @@ class SurveyInvitation(SQLModel, table=True):
     )
 
     invitation_id: str = Field(primary_key=True, max_length=64)
-    event_id: str = Field(unique=True, max_length=200)
+    event_id: str = Field(index=True, max_length=200)
     customer_id: str = Field(index=True, max_length=200)
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=40)
@@ -114,6 +167,13 @@ class SurveyInvitation(SQLModel, table=True):
     rule: str | None = Field(default=None, max_length=100)
     template: str = Field(default="transactional", max_length=100)
     survey_channel: str = Field(default="email", max_length=10)  # 'email' or 'phone'
+    decision_id: str | None = Field(default=None, max_length=64)
+    reminders_planned: int = 0
+    reminder_gap_s: int = 0
+    reminders_sent: int = 0
+    next_reminder_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True, index=True)
+    )
     created_at: datetime = _utc(nullable=False)
     token_hash: str | None = Field(default=None, unique=True, max_length=64)
     expires_at: datetime | None = _utc(nullable=True)
@@ -124,6 +184,29 @@ class SurveyInvitation(SQLModel, table=True):
     answered_at: datetime | None = _utc(nullable=True)
 
 
+class SurveyReminder(SQLModel, table=True):
+    """A reminder mail to a customer who has not answered; its link is a token of its own."""
+
+    __tablename__ = "survey_reminders"
+    __table_args__ = (
+        CheckConstraint(
+            "delivery_status IN ('pending', 'sending', 'sent', 'failed', 'unknown', 'cancelled')",
+            name="ck_reminder_delivery_status",
+        ),
+        UniqueConstraint("invitation_id", "number"),
+    )
+
+    reminder_id: str = Field(primary_key=True, max_length=64)
+    invitation_id: str = Field(foreign_key="survey_invitations.invitation_id", max_length=64)
+    number: int
+    created_at: datetime = _utc(nullable=False)
+    token_hash: str | None = Field(default=None, unique=True, max_length=64)
+    delivery_status: str = Field(default="pending", max_length=20)
+    delivery_attempts: int = 0
+    delivery_error: str | None = Field(default=None, max_length=500)
+    sent_at: datetime | None = _utc(nullable=True)
+
+
 class SurveyResponse(SQLModel, table=True):
     """A customer's answer; one per invitation."""
 
@@ -131,6 +214,7 @@ class SurveyResponse(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("nps IS NULL OR (nps BETWEEN 0 AND 10)", name="ck_response_nps"),
         CheckConstraint("csat IS NULL OR (csat BETWEEN 1 AND 5)", name="ck_response_csat"),
+        CheckConstraint("ces IS NULL OR (ces BETWEEN 1 AND 7)", name="ck_response_ces"),
         Index("ix_survey_responses_unpublished", "published_at"),
     )
 
@@ -139,7 +223,13 @@ class SurveyResponse(SQLModel, table=True):
     customer_id: str = Field(index=True, max_length=200)
     nps: int | None = None
     csat: int | None = None
+    ces: int | None = None
     comment: str | None = Field(default=None, max_length=4000)
+    # Every validated answer by question id (models.survey_templates); nps/csat/ces/comment
+    # above are the headline values taken from it, kept as columns for BI and scoring.
+    answers: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict)
+    )
     submitted_at: datetime = _utc(nullable=False)
     published_at: datetime | None = _utc(nullable=True)
     nps_category: str | None = Field(default=None, max_length=10)
@@ -197,3 +287,25 @@ class DeadLetter(SQLModel, table=True):
     original: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     key: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     received_at: datetime = _utc(nullable=False)
+
+
+class CustomerConsent(SQLModel, table=True):
+    """The latest consent change per customer and channel ('email', 'phone' or 'all').
+
+    Last writer wins by changed_at (on a tie an opt-out beats an opt-in, then the larger
+    consent_id), so a late or replayed older change never overwrites a newer one.
+    """
+
+    __tablename__ = "customer_consent"
+    __table_args__ = (
+        CheckConstraint("channel IN ('email', 'phone', 'all')", name="ck_consent_channel"),
+        CheckConstraint("status IN ('opted_out', 'opted_in')", name="ck_consent_status"),
+    )
+
+    customer_id: str = Field(primary_key=True, max_length=200)
+    channel: str = Field(primary_key=True, max_length=10)
+    status: str = Field(max_length=20)
+    changed_at: datetime = _utc(nullable=False)
+    source: str = Field(max_length=40)
+    consent_id: str = Field(max_length=64)
+    recorded_at: datetime = _utc(nullable=False)

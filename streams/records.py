@@ -14,6 +14,8 @@ import orjson
 from faust.models.fields import StringField
 
 SCHEMA_VERSION = 1
+RESPONSE_SCHEMA_VERSION = 2  # SurveyResponse and ScoredResponse: v2 added ces and answers
+INVITATION_SCHEMA_VERSION = 2  # SurveyInvitation: v2 added programme, template and reminder
 
 
 class WireRecord(
@@ -45,6 +47,21 @@ class WireRecord(
         return record
 
 
+def _checked_answers(answers: object) -> dict[str, Any]:
+    """A fresh dict of answers: question id → int, bool, text or {aspect: int}."""
+    if answers is None:
+        return {}
+    if not isinstance(answers, dict):
+        raise TypeError(f"answers: must be an object, got {type(answers).__name__}")
+    for key, value in answers.items():
+        nested = value.values() if isinstance(value, dict) else ()
+        if not isinstance(key, str) or not isinstance(value, int | str | dict):
+            raise TypeError(f"answers: {key!r} is not an int, bool, text or object")
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in nested):
+            raise TypeError(f"answers: {key!r} has a rating that is not an integer")
+    return dict(answers)
+
+
 def _default(value: object) -> object:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -52,18 +69,44 @@ def _default(value: object) -> object:
 
 
 class SurveyInvitation(WireRecord):
-    """A decision to survey a customer: the mailer e-mails it."""
+    """A survey to e-mail: the invitation (reminder 0) or its n-th reminder."""
 
     invitation_id: str
     event_id: str
     customer_id: str
     locale: str
     created_at: datetime
+    programme: str | None = None
+    template: str | None = None
+    reminder: int = 0
+    schema_version: int = INVITATION_SCHEMA_VERSION
+
+
+class CallListEntry(WireRecord):
+    """A phone survey for an interviewer to make (on call-list, keyed by customer id).
+
+    Carries the number to call: the call list is for interviewers, like the mail for the
+    customer; cxloop's logs never show it.
+    """
+
+    invitation_id: str
+    customer_id: str
+    programme: str
+    template: str
+    locale: str
+    created_at: datetime
+    expires_at: datetime
+    phone: str | None = None
+    name: str | None = None
     schema_version: int = SCHEMA_VERSION
 
 
 class SurveyResponse(WireRecord):
-    """An answer submitted on the survey page or the JSON API."""
+    """An answer submitted on the survey page or the JSON API.
+
+    v2 added ces and answers (every validated answer by question id); a v1 message decodes
+    with ces None and answers empty.
+    """
 
     response_id: str
     invitation_id: str
@@ -71,11 +114,17 @@ class SurveyResponse(WireRecord):
     submitted_at: datetime
     nps: int | None = None
     csat: int | None = None
-    schema_version: int = SCHEMA_VERSION
+    ces: int | None = None
+    answers: dict[str, Any] = None  # type: ignore[assignment]  # __post_init__: a new {}
+    schema_version: int = RESPONSE_SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        self.answers = _checked_answers(self.answers)
 
 
 class ScoredResponse(WireRecord):
-    """An answer with its NPS category and CSAT verdict."""
+    """An answer with its NPS category and CSAT verdict (v2: with ces and answers, as on
+    SurveyResponse)."""
 
     response_id: str
     invitation_id: str
@@ -85,7 +134,12 @@ class ScoredResponse(WireRecord):
     nps_category: str | None = None
     csat: int | None = None
     csat_satisfied: bool | None = None
-    schema_version: int = SCHEMA_VERSION
+    ces: int | None = None
+    answers: dict[str, Any] = None  # type: ignore[assignment]  # __post_init__: a new {}
+    schema_version: int = RESPONSE_SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        self.answers = _checked_answers(self.answers)
 
 
 class FollowupTaskEvent(WireRecord):
@@ -128,3 +182,56 @@ class DeadLetter(WireRecord):
     received_at: datetime
     key_b64: str | None = None
     schema_version: int = SCHEMA_VERSION
+
+
+CONSENT_CHANNELS = ("email", "phone", "all")
+CONSENT_STATUSES = ("opted_out", "opted_in")
+_CONSENT_KEY_SEPARATOR = "|"
+
+
+def consent_key(customer_id: str, channel: str) -> str:
+    """The message key on customer-consent: '<customer_id>|<channel>', e.g. 'C-1001|email'.
+
+    Compaction keeps the latest message per key, so the key must name the customer *and*
+    the channel: keyed by customer alone, an opt-out of e-mail would be compacted away by a
+    later phone opt-in. The channel is last and never contains '|', so
+    key.rpartition('|') splits it even when a customer id does. Unlike the other topics, one
+    customer's consent messages may land on different partitions; that is safe because
+    consumers apply them last-writer-wins by changed_at, not in arrival order.
+    """
+    return f"{customer_id}{_CONSENT_KEY_SEPARATOR}{channel}"
+
+
+class ConsentChange(WireRecord):
+    """A customer opted out of (or back into) surveys on one channel, or on all of them.
+
+    On the compacted customer-consent topic, keyed by consent_key(customer_id, channel).
+    source says where it came from: 'unsubscribe_link', 'preference_centre', 'api',
+    'import', ...
+    """
+
+    consent_id: str
+    customer_id: str
+    channel: str
+    status: str
+    changed_at: datetime
+    source: str
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Any:
+        """Decode and validate, including the channel and status vocabularies."""
+        record = super().from_bytes(raw)
+        if record.channel not in CONSENT_CHANNELS:
+            raise ValueError(f"channel: must be one of {', '.join(CONSENT_CHANNELS)}")
+        if record.status not in CONSENT_STATUSES:
+            raise ValueError(f"status: must be one of {', '.join(CONSENT_STATUSES)}")
+        if not 0 < len(record.source) <= 40:
+            raise ValueError("source: must be 1 to 40 characters")
+        if len(record.customer_id) > 200 or len(record.consent_id) > 64:
+            raise ValueError("customer_id or consent_id too long")
+        return record
+
+    def message_key(self) -> str:
+        """The key this change is published under (see consent_key)."""
+        return consent_key(self.customer_id, self.channel)

@@ -82,8 +82,12 @@ class Settings(BaseSettings):
     )
 
     # Survey rules
-    survey_cap_days: int = Field(
-        180, ge=0, description="A customer is surveyed at most once per this many days."
+    rules_file: Path | None = Field(
+        None,
+        description="Survey programmes (TOML, see `cxloop rules check`). Empty = the demo rules.",
+    )
+    scheduler_interval_s: float = Field(
+        1.0, gt=0, description="How often each worker fires due survey timers and reminders."
     )
     invitation_ttl_days: int = Field(30, ge=1, description="A survey link expires after this.")
     followup_due_hours: int = Field(

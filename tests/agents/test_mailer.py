@@ -21,9 +21,12 @@ from structlog.testing import capture_logs
 
 from agents import mailer, smtp_sender
 from agents.smtp_sender import SmtpSender
+from models.consent import Consent
+from models.consent_store import record_consents
 from models.contact_events import parse_contact_event
 from models.database import transaction
 from models.decision_store import decide_contact
+from models.rules import load_rules
 from models.tables import SurveyInvitation as InvitationRow
 from models.tokens import hash_token
 from streams import records
@@ -134,7 +137,7 @@ def invite(h: Harness, n: int, customer: str = "C-1") -> tuple[str, bytes]:
         h.rt.engine,
         parse_contact_event(contact(n, customer=customer)),
         NOW,
-        timedelta(days=180),
+        load_rules(),
         timedelta(hours=48),
     )
     row = result.invitation
@@ -371,3 +374,77 @@ async def test_an_invitation_missing_from_the_database_is_dead_lettered(
     assert base64.b64decode(letters[0]["original_b64"]) == unknown
     assert smtp.handler.rcpt_attempts == []
     assert smtp.handler.received == []
+
+
+# --- consent and the unsubscribe link ---------------------------------------------------
+
+
+def opt_out(h: Harness, customer: str, channel: str = "email") -> None:
+    record_consents(
+        h.rt.engine,
+        [
+            Consent(
+                consent_id=f"opt-out-{customer}",
+                customer_id=customer,
+                channel=channel,
+                status="opted_out",
+                changed_at=NOW - timedelta(minutes=5),
+                source="preference_centre",
+            )
+        ],
+        NOW,
+    )
+
+
+@pytest.mark.parametrize("channel", ["email", "all"])
+async def test_an_opted_out_customer_is_cancelled_and_not_mailed(
+    mailer_harness: Callable[..., Harness], smtp: SmtpServer, channel: str
+) -> None:
+    h = mailer_harness()
+    out, value = invite(h, 1)
+    opt_out(h, "C-1", channel)  # after the decision, before the send
+    nxt, other = invite(h, 2, customer="C-2")
+    async with h.agent("mailer").test_context() as agent:
+        await agent.put(value, key=b"C-1")
+        await agent.put(other, key=b"C-2")
+        await settled(h, lambda: status_of(h, nxt) == "sent", "the next invitation sent")
+    assert smtp.handler.attempts_for("c-1@example.nl") == 0
+    assert [m.rcpt_tos for m in smtp.handler.received] == [["c-2@example.nl"]]
+    row = invitation(h, out)
+    assert (row.delivery_status, row.delivery_error) == ("cancelled", "opted out")
+    assert row.delivery_attempts == 0
+    assert row.token_hash is None
+    assert row.sent_at is None
+    assert h.sent_to("dead-letters") == []
+
+
+async def test_a_phone_opt_out_does_not_stop_the_mail(
+    mailer_harness: Callable[..., Harness], smtp: SmtpServer
+) -> None:
+    h = mailer_harness()
+    invitation_id, value = invite(h, 1)
+    opt_out(h, "C-1", "phone")
+    async with h.agent("mailer").test_context() as agent:
+        await agent.put(value, key=b"C-1")
+        await settled(h, lambda: status_of(h, invitation_id) == "sent", "the mail sent")
+    assert [m.rcpt_tos for m in smtp.handler.received] == [["c-1@example.nl"]]
+
+
+async def test_every_mail_has_a_one_click_unsubscribe_link_with_the_survey_token(
+    mailer_harness: Callable[..., Harness], smtp: SmtpServer
+) -> None:
+    h = mailer_harness()
+    invitation_id, value = invite(h, 1)
+    async with h.agent("mailer").test_context() as agent:
+        await agent.put(value, key=b"C-1")
+        await settled(h, lambda: status_of(h, invitation_id) == "sent", "the mail sent")
+    message = smtp.handler.received[0].message
+    token = only_token(message)
+    unsubscribe = f"https://survey.example.test/u/{token}"
+    assert message["List-Unsubscribe"] == f"<{unsubscribe}>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    plain = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert isinstance(plain, EmailMessage) and isinstance(html, EmailMessage)
+    assert unsubscribe in plain.get_content()
+    assert f'href="{unsubscribe}"' in html.get_content()

@@ -6,12 +6,14 @@ import base64
 from collections.abc import Callable
 from datetime import timedelta
 
+import orjson
 import pytest
 
 from agents import scoring
 from models.contact_events import parse_contact_event
 from models.database import transaction
 from models.decision_store import decide_contact
+from models.rules import load_rules
 from models.survey_store import claim_delivery, finish_delivery, record_response
 from models.tables import SurveyResponse as ResponseRow
 from models.tokens import hash_token
@@ -29,15 +31,15 @@ def answered(
     result = decide_contact(
         engine,
         parse_contact_event(contact(n, customer=customer)),
-        NOW - timedelta(days=1),
-        timedelta(days=180),
+        NOW - timedelta(hours=1),
+        load_rules(),
         timedelta(hours=48),
     )
     assert result.invitation is not None
     invitation_id = result.invitation.invitation_id
     token_hash = hash_token(f"token-{n}-{'x' * 30}")
-    claim_delivery(engine, invitation_id, token_hash, NOW - timedelta(days=1), timedelta(days=30))
-    finish_delivery(engine, invitation_id, "sent", NOW - timedelta(days=1))
+    claim_delivery(engine, invitation_id, token_hash, NOW - timedelta(hours=1), timedelta(days=30))
+    finish_delivery(engine, invitation_id, "sent", NOW - timedelta(hours=1))
     row = record_response(engine, token_hash, nps, csat, None, SUBMITTED)
     message = records.SurveyResponse(
         response_id=row.response_id,
@@ -85,6 +87,39 @@ async def test_answer_gets_its_category_on_the_row_and_the_topic(
     assert value_sent["nps_category"] == category
     assert value_sent["customer_id"] == "C-1"
     assert h.sent_to("dead-letters") == []
+
+
+async def test_ces_and_the_answers_pass_through(harness: Callable[..., Harness]) -> None:
+    h = harness(scoring)
+    response_id, _ = answered(h, 1, nps=None, csat=2)
+    answers = {"csat": 2, "ces": 6, "solved_first_contact": False, "comment": "Twee keer gebeld"}
+    message = records.SurveyResponse(
+        response_id=response_id,
+        invitation_id=response(h, response_id).invitation_id,
+        customer_id="C-1",
+        submitted_at=SUBMITTED,
+        csat=2,
+        ces=6,
+        answers=answers,
+    )
+    async with h.agent("scoring").test_context() as agent:
+        await agent.put(message.to_bytes(), key=b"C-1")
+        await settled(h, lambda: bool(scored(h)), "the scored response")
+    [(_, value_sent)] = scored(h)
+    assert (value_sent["ces"], value_sent["answers"]) == (6, answers)
+    assert (value_sent["csat_satisfied"], value_sent["nps_category"]) == (False, None)
+    assert value_sent["schema_version"] == 2
+
+
+async def test_a_ces_out_of_range_is_dead_lettered(harness: Callable[..., Harness]) -> None:
+    h = harness(scoring)
+    response_id, value = answered(h, 1, nps=None, csat=4)
+    bad = orjson.loads(value) | {"ces": 8}
+    async with h.agent("scoring").test_context() as agent:
+        await agent.put(orjson.dumps(bad), key=b"C-1")
+        await settled(h, lambda: bool(h.sent_to("dead-letters")), "the dead letter")
+    assert scored(h) == []
+    assert response(h, response_id).scored_at is None
 
 
 @pytest.mark.parametrize(("csat", "satisfied"), [(3, False), (4, True)])

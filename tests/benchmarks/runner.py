@@ -25,6 +25,7 @@ from tests.benchmarks import (
     bench_scale,
     bench_sink,
     bench_state,
+    bench_timers,
     bench_trigger,
 )
 from tests.benchmarks.common import (
@@ -52,6 +53,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "mailer": bench_mailer,
     "latency": bench_latency,
     "state": bench_state,
+    "timers": bench_timers,
     "scale": bench_scale,
 }
 # Their ratios divide by the raw passthrough measured in the same run.

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -46,6 +47,7 @@ def contact_events(
     rng.shuffle(owners)
     seen: set[str] = set()
     events = []
+    occurred_at = datetime.now(UTC).isoformat()  # the rules' expiry counts from it
     for n, customer in enumerate(owners[:count]):
         first = customer not in seen
         seen.add(customer)
@@ -55,7 +57,7 @@ def contact_events(
         events.append(
             {
                 "event_id": f"{prefix}-evt-{n:06d}",
-                "occurred_at": "2026-11-20T10:15:00+01:00",
+                "occurred_at": occurred_at,
                 "kind": kind,
                 "channel": rng.choice(_CHANNELS),
                 "customer": {

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ def free_port() -> int:
 def contact_event(n: int | str, customer: str = "C-1001", **overrides: Any) -> dict[str, Any]:
     event: dict[str, Any] = {
         "event_id": f"evt-{n}",
-        "occurred_at": "2026-11-20T10:15:00+01:00",
+        # Now: the rules count delays and expiry from when the contact happened.
+        "occurred_at": datetime.now(UTC).isoformat(),
         "kind": "support_contact",
         "channel": "phone",
         "customer": {

@@ -13,18 +13,20 @@ from sqlalchemy import Engine, text
 
 from models.contact_events import ContactEvent, parse_contact_event
 from models.decision_store import decide_contacts
+from models.rules import load_rules
 from models.survey_store import AlreadyAnswered, claim_delivery, finish_delivery, record_response
 from models.tokens import hash_token, new_token
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 CAP = timedelta(days=180)
 DUE = timedelta(hours=48)
+RULES = load_rules()  # the demo rules: surveys at once, window always open, 180-day cap
 
 
-def event(n: int, customer: str, kind: str = "purchase") -> ContactEvent:
+def event(n: int, customer: str, kind: str = "purchase", at: datetime = NOW) -> ContactEvent:
     data: dict[str, Any] = {
         "event_id": f"e-{n}",
-        "occurred_at": "2026-11-23T08:00:00+01:00",
+        "occurred_at": (at - timedelta(minutes=5)).isoformat(),
         "kind": kind,
         "channel": "web",
         "customer": {"id": customer, "email": f"{customer.lower()}@example.nl"},
@@ -39,7 +41,7 @@ def count(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
 
 def test_a_batch_with_repeats_surveys_each_customer_once(engine: Engine) -> None:
     batch = [event(i, f"C-{i % 7}") for i in range(40)] + [event(3, "C-3")]  # e-3 twice
-    results = decide_contacts(engine, batch, NOW, CAP, DUE)
+    results = decide_contacts(engine, batch, NOW, RULES, DUE)
     assert len(results) == len(batch)
     assert results[-1].decision is results[3].decision
     assert results[-1].fresh is False
@@ -50,20 +52,23 @@ def test_a_batch_with_repeats_surveys_each_customer_once(engine: Engine) -> None
     assert count(engine, "SELECT count(*) FROM survey_decisions") == [(40,)]
     assert count(engine, "SELECT count(*) FROM survey_invitations") == [(7,)]
     # The whole batch again: nothing new, the same outcomes.
-    again = decide_contacts(engine, batch, NOW + timedelta(days=1), CAP, DUE)
+    again = decide_contacts(engine, batch, NOW + timedelta(days=1), RULES, DUE)
     assert [r.decision.reason for r in again] == [r.decision.reason for r in results]
     assert not any(r.fresh for r in again)
     assert count(engine, "SELECT count(*) FROM survey_decisions") == [(40,)]
 
 
 def test_the_cap_ends_and_a_complaint_blocks(engine: Engine) -> None:
-    decide_contacts(engine, [event(1, "C-1")], NOW, CAP, DUE)
-    later = decide_contacts(engine, [event(2, "C-1")], NOW + CAP - timedelta(seconds=1), CAP, DUE)
+    decide_contacts(engine, [event(1, "C-1")], NOW, RULES, DUE)
+    almost = NOW + CAP - timedelta(seconds=1)
+    later = decide_contacts(engine, [event(2, "C-1", at=almost)], almost, RULES, DUE)
     assert later[0].decision.reason == "recently_surveyed"
-    complaint = decide_contacts(engine, [event(3, "C-1", kind="complaint")], NOW + CAP, CAP, DUE)
+    complaint = decide_contacts(
+        engine, [event(3, "C-1", kind="complaint", at=NOW + CAP)], NOW + CAP, RULES, DUE
+    )
     assert complaint[0].decision.reason == "open_complaint"
     assert complaint[0].task is not None
-    after = decide_contacts(engine, [event(4, "C-1")], NOW + CAP, CAP, DUE)
+    after = decide_contacts(engine, [event(4, "C-1", at=NOW + CAP)], NOW + CAP, RULES, DUE)
     assert after[0].decision.reason == "open_complaint"
     assert count(engine, "SELECT origin, status FROM followup_tasks") == [("complaint", "open")]
 
@@ -77,7 +82,7 @@ def test_concurrent_workers_never_survey_one_customer_twice(engine: Engine) -> N
         start.wait()
         for round_ in range(5):
             batch = [event(offset * 1000 + round_ * 100 + i, c) for i, c in enumerate(customers)]
-            decide_contacts(engine, batch, NOW, CAP, DUE)
+            decide_contacts(engine, batch, NOW, RULES, DUE)
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(worker, range(4)))
@@ -91,7 +96,7 @@ def test_concurrent_workers_never_survey_one_customer_twice(engine: Engine) -> N
 
 
 def test_fifty_parallel_answers_to_one_token_store_exactly_one(engine: Engine) -> None:
-    [result] = decide_contacts(engine, [event(1, "C-1")], NOW, CAP, DUE)
+    [result] = decide_contacts(engine, [event(1, "C-1")], NOW, RULES, DUE)
     assert result.invitation is not None
     token = new_token()
     claim_delivery(engine, result.invitation.invitation_id, hash_token(token), NOW, CAP)

@@ -2,7 +2,9 @@
 
 A Dutch customer opens the link from the survey e-mail on a phone with JavaScript switched
 off, answers with the keyboard, and the answer reaches the database and opens a follow-up
-task. The page must need no JavaScript, be operable by keyboard and fit a phone screen.
+task. A support survey (a template other than the default) keeps every answer given when a
+required one is missing, points to it, and stores all answers once it is fixed. The page must
+need no JavaScript, be operable by keyboard and fit a phone screen.
 
 Needs: the `chromium` apt package (/usr/bin/chromium) and the `playwright` Python package.
 Never run `playwright install`: the system browser is used. Runs on SQLite only.
@@ -10,6 +12,7 @@ Never run `playwright install`: the system browser is used. Runs on SQLite only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
@@ -26,6 +29,7 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
+from sqlalchemy import text
 
 from tests.conftest import wait_for
 from tests.integration.harness import RunningLoop, contact_event
@@ -192,21 +196,29 @@ def test_dutch_customer_answers_by_keyboard_on_a_phone_without_javascript(
     page.keyboard.press("Tab")
     expect(radios(page)[0]).to_be_focused()
     page.keyboard.press("Tab")  # the radio group is one tab stop
+    expect(page.get_by_role("radio", name="Ja")).to_be_focused()  # "Is uw vraag beantwoord?"
+    page.keyboard.press("Tab")
     textarea = page.get_by_label("Wat kunnen we beter doen? (optioneel)")
     expect(textarea).to_be_focused()
     page.keyboard.type(comment)
     invalid = submit_with_enter(page)
     assert invalid.status == 422
     expect(page).to_have_url(link)
-    expect(page.get_by_role("alert")).to_have_text("Controleer uw antwoord.")
-    expect(page.get_by_text("Kies een score van 0 tot en met 10.")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("Controleer uw antwoord.")
+    expect(page.locator("#nps-error")).to_have_text("Kies een score van 0 tot en met 10.")
+    expect(page.get_by_role("link", name="Kies een score van 0 tot en met 10.")).to_have_attribute(
+        "href", "#nps-0"
+    )
     expect(textarea).to_have_value(comment)
     assert_only_checked(page, None)
     assert loop.rows("SELECT 1 FROM survey_responses WHERE customer_id = :c", c=customer) == []
     page.screenshot(path=str(tmp_path / "survey-422-phone.png"), full_page=True)
     assert_fits_width(page, PHONE["width"])
 
-    # Keyboard only: Tab to the first score, Space picks it, arrows move to 2.
+    # Keyboard only: past the error summary's link, Tab to the first score, Space picks it,
+    # arrows move to 2.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Kies een score van 0 tot en met 10.")).to_be_focused()
     page.keyboard.press("Tab")
     zero, two = radios(page)[0], radios(page)[2]
     expect(zero).to_be_focused()
@@ -219,6 +231,7 @@ def test_dutch_customer_answers_by_keyboard_on_a_phone_without_javascript(
     assert_only_checked(page, 2)
     expect(page.locator("label[for=nps-2]")).to_have_css("background-color", CHECKED_BACKGROUND)
     page.keyboard.press("Tab")
+    page.keyboard.press("Tab")  # "Is uw vraag beantwoord?" stays unanswered: it is optional
     expect(textarea).to_be_focused()
     thanks = submit_with_enter(page)
     assert thanks.status == 200
@@ -227,10 +240,11 @@ def test_dutch_customer_answers_by_keyboard_on_a_phone_without_javascript(
     expect(page.get_by_role("radio")).to_have_count(0)
 
     answered = loop.rows(
-        "SELECT nps, nps_category, comment FROM survey_responses WHERE customer_id = :c",
+        "SELECT nps, nps_category, comment, answers FROM survey_responses WHERE customer_id = :c",
         c=customer,
     )
-    assert answered == [(2, "detractor", comment)]
+    assert [row[:3] for row in answered] == [(2, "detractor", comment)]
+    assert json.loads(answered[0][3]) == {"nps": 2, "comment": comment}
     tasks = wait_for(
         lambda: loop.rows(
             "SELECT origin, priority, status FROM followup_tasks WHERE customer_id = :c",
@@ -282,3 +296,101 @@ def test_survey_page_fits_a_phone_screen(
         for control in (page.locator("#comment"), page.get_by_role("button", name="Versturen")):
             box = control.bounding_box()
             assert box is not None and box["width"] >= MIN_TARGET_PX, box
+
+
+def use_template(loop: RunningLoop, mail: EmailMessage, template: str) -> None:
+    """Give the mailed invitation another survey template (as a survey programme would)."""
+    engine = loop.engine()
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE survey_invitations SET template = :t WHERE invitation_id = :i"),
+                {"t": template, "i": mail["X-Cxloop-Invitation"]},
+            )
+    finally:
+        engine.dispose()
+
+
+def test_support_survey_keeps_the_answers_given_when_one_is_missing(
+    loop: RunningLoop, new_context: Callable[..., BrowserContext]
+) -> None:
+    customer = "C-8100"
+    comment = "Twee keer gebeld, toen was het opgelost."
+    mail, link = survey_mail(loop, customer)
+    use_template(loop, mail, "support")
+    context = new_context(javascript=False)
+    page = context.new_page()
+
+    opened = page.goto(link)
+    assert opened is not None and opened.status == 200
+    expect(page.locator("script")).to_have_count(0)  # nothing on the page needs JavaScript
+    expect(page.locator('meta[name="viewport"]')).to_have_attribute(
+        "content", "width=device-width, initial-scale=1"
+    )
+    csat_question = "Hoe tevreden bent u over hoe CBG Connect uw contact heeft afgehandeld?"
+    ces_question = "Het was gemakkelijk om mijn zaak afgehandeld te krijgen."
+    solved_question = "Is uw probleem in één keer opgelost?"
+    for question in (csat_question, ces_question, solved_question):
+        expect(page.get_by_role("group", name=question)).to_be_visible()
+    expect(page.get_by_role("radio", name="nps")).to_have_count(0)
+    assert_fits_width(page, PHONE["width"])
+
+    # Everything but the (required) CSAT answer.
+    ces = page.get_by_role("group", name=ces_question)
+    ces.get_by_role("radio", name="6 Mee eens").check()
+    page.get_by_role("group", name=solved_question).get_by_label("Nee").check()
+    page.get_by_label("Wat kunnen we beter doen? (optioneel)").fill(comment)
+    with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        page.get_by_role("button", name="Versturen").click()
+    page.wait_for_load_state()
+    assert posted.value.status == 422
+    assert loop.rows("SELECT 1 FROM survey_responses WHERE customer_id = :c", c=customer) == []
+
+    summary = page.get_by_role("alert")
+    expect(summary).to_contain_text("Controleer uw antwoord.")
+    missing = "Kies een antwoord van 1 tot en met 5."
+    expect(summary.get_by_role("link", name=missing)).to_have_attribute("href", "#csat-1")
+    csat = page.get_by_role("group", name=csat_question)
+    expect(page.locator("#csat-error")).to_have_text(missing)
+    for radio in csat.get_by_role("radio").all():
+        expect(radio).to_have_attribute("aria-invalid", "true")
+        expect(radio).to_have_attribute("aria-describedby", "csat-error")
+        expect(radio).not_to_be_checked()
+    expect(ces.get_by_role("radio", name="6 Mee eens")).to_be_checked()
+    expect(ces.get_by_role("radio", checked=True)).to_have_count(1)
+    expect(page.get_by_role("group", name=solved_question).get_by_label("Nee")).to_be_checked()
+    expect(page.get_by_label("Wat kunnen we beter doen? (optioneel)")).to_have_value(comment)
+    expect(page.locator("[aria-invalid]")).to_have_count(5)  # only the CSAT radios
+    assert_fits_width(page, PHONE["width"])
+
+    # The summary's link leads to the question; fix it and send.
+    summary.get_by_role("link", name=missing).click()
+    expect(page).to_have_url(f"{link}#csat-1")
+    csat.get_by_role("radio", name="2 Ontevreden").check()
+    with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        page.get_by_role("button", name="Versturen").click()
+    page.wait_for_load_state()
+    assert posted.value.status == 200
+    expect(page.get_by_role("heading", level=1)).to_have_text("Bedankt")
+
+    rows = loop.rows(
+        "SELECT nps, csat, ces, comment, answers FROM survey_responses WHERE customer_id = :c",
+        c=customer,
+    )
+    assert [row[:4] for row in rows] == [(None, 2, 6, comment)]
+    assert json.loads(rows[0][4]) == {
+        "csat": 2,
+        "ces": 6,
+        "solved_first_contact": False,
+        "comment": comment,
+    }
+    scored = wait_for(
+        lambda: loop.rows(
+            "SELECT csat_satisfied FROM survey_responses WHERE customer_id = :c"
+            " AND scored_at IS NOT NULL",
+            c=customer,
+        ),
+        15,
+        "the scored answer",
+    )
+    assert scored == [(False,)]

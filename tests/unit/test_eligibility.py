@@ -1,4 +1,5 @@
-"""Who gets surveyed: decide() for single events and over long runs of contacts."""
+"""Who may be surveyed when a survey is due: suppression() for single cases and over long runs
+of contacts (a complaint contact itself is never surveyed: see test_programmes)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from models.contact_events import Channel, ContactEvent, ContactKind, Customer
-from models.eligibility import CustomerState, Reason, decide, usable_address
+from models.eligibility import CustomerView as CustomerState
+from models.eligibility import Reason, suppression, usable_address
 
 CAP = timedelta(days=180)
 NOW = datetime(2026, 11, 20, 10, 15, tzinfo=UTC)
@@ -33,6 +35,34 @@ def contact(
         channel=Channel.PHONE,
         customer=Customer(id=customer_id, email=email),
     )
+
+
+@dataclass(frozen=True)
+class Decision:
+    surveyed: bool
+    reason: Reason
+
+    @property
+    def outcome(self) -> str:
+        return self.reason.outcome
+
+
+def decide(event: ContactEvent, state: CustomerState, now: datetime, cap: timedelta) -> Decision:
+    """suppression() for an e-mail survey due when *event* came in, as a decision; a
+    complaint contact is never surveyed (no programme takes it), as the trigger does."""
+    if event.kind is ContactKind.COMPLAINT:
+        return Decision(False, Reason.OPEN_COMPLAINT)
+    blocked = suppression(
+        state,
+        programme="transactional",
+        channel="email",
+        email=event.customer.email,
+        phone=None,
+        cooldown=timedelta(0),
+        cap=cap,
+        now=now,
+    )
+    return Decision(blocked is None, blocked or Reason.SURVEYED)
 
 
 # ---------------------------------------------------------------------------- reason codes
@@ -140,9 +170,49 @@ def test_missing_email_reason_wins_over_cap() -> None:
     assert decision.reason is Reason.NO_CONTACT_ADDRESS
 
 
-@pytest.mark.parametrize("kind", [k for k in ContactKind if k is not ContactKind.COMPLAINT])
-def test_every_other_kind_is_surveyed_when_eligible(kind: ContactKind) -> None:
-    assert decide(contact(kind=kind), CustomerState(), NOW, CAP).surveyed is True
+def test_opt_out_wins_over_every_other_reason() -> None:
+    state = CustomerState(last_surveyed_at=NOW, open_complaints=1, opted_out=frozenset({"email"}))
+    assert decide(contact(email=None), state, NOW, CAP).reason is Reason.OPTED_OUT
+
+
+def test_opt_out_of_phone_does_not_stop_an_email_survey() -> None:
+    decision = decide(contact(), CustomerState(opted_out=frozenset({"phone"})), NOW, CAP)
+    assert decision.reason is Reason.SURVEYED
+
+
+def test_programme_cooldown_suppresses_within_its_period() -> None:
+    view = CustomerState(programme_last_surveyed={"support": NOW - timedelta(days=10)})
+    kwargs = {"channel": "email", "email": "anna@example.nl", "phone": None, "cap": CAP, "now": NOW}
+    cooldown = timedelta(days=30)
+    same = suppression(view, programme="support", cooldown=cooldown, **kwargs)  # type: ignore[arg-type]
+    other = suppression(view, programme="other", cooldown=cooldown, **kwargs)  # type: ignore[arg-type]
+    assert (same, other) == (Reason.RECENTLY_SURVEYED, None)
+
+
+@pytest.mark.parametrize(
+    ("number", "usable"),
+    [
+        ("+31 6 1234 5678", True),
+        ("020-1234567", True),
+        ("(0)20 123.45.67", True),
+        ("12345", False),
+        ("call me", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_phone_survey_needs_a_dialable_number(number: str | None, usable: bool) -> None:
+    reason = suppression(
+        CustomerState(),
+        programme="relationship",
+        channel="phone",
+        email=None,
+        phone=number,
+        cooldown=timedelta(0),
+        cap=CAP,
+        now=NOW,
+    )
+    assert (reason is None) == usable
 
 
 # ---------------------------------------------------------------------------- long runs

@@ -19,7 +19,11 @@ from hypothesis import strategies as st
 
 from streams import records
 from streams.records import (
+    INVITATION_SCHEMA_VERSION,
+    RESPONSE_SCHEMA_VERSION,
     SCHEMA_VERSION,
+    CallListEntry,
+    ConsentChange,
     DeadLetter,
     FollowupAction,
     FollowupTaskEvent,
@@ -35,6 +39,14 @@ AT = datetime(2026, 11, 20, 10, 15, 0, tzinfo=AMSTERDAM_WINTER)
 AT_UTC = datetime(2026, 11, 20, 9, 16, 30, 250000, tzinfo=UTC)
 ISO_8601_WITH_OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?[+-]\d{2}:\d{2}$")
 
+# The answers of a survey response: question id → score, yes/no, text or aspect ratings.
+ANSWERS = {
+    "nps": 3,
+    "question_answered": False,
+    "comment": "De monteur kwam niet opdagen.",
+    "aspects": {"speed": 2, "delivery": 4},
+}
+
 # One fixed instance per record class; the file name is the class name.
 SAMPLES: dict[str, WireRecord] = {
     "SurveyInvitation": SurveyInvitation(
@@ -43,6 +55,20 @@ SAMPLES: dict[str, WireRecord] = {
         customer_id="C-1001",
         locale="nl",
         created_at=AT,
+        programme="support",
+        template="support",
+        reminder=1,
+    ),
+    "CallListEntry": CallListEntry(
+        invitation_id="5f3e2d1c-0b9a-5876-9543-21fedcba0987",
+        customer_id="C-1001",
+        programme="relationship",
+        template="relationship",
+        locale="nl",
+        created_at=AT,
+        expires_at=datetime(2026, 11, 27, 10, 15, tzinfo=AMSTERDAM_WINTER),
+        phone="+31 6 1234 5678",
+        name="Anna de Vries",
     ),
     "SurveyResponse": SurveyResponse(
         response_id="b1f2c3d4-0000-4000-8000-000000000001",
@@ -51,6 +77,8 @@ SAMPLES: dict[str, WireRecord] = {
         submitted_at=AT_UTC,
         nps=3,
         csat=None,
+        ces=6,
+        answers=ANSWERS,
     ),
     "ScoredResponse": ScoredResponse(
         response_id="b1f2c3d4-0000-4000-8000-000000000001",
@@ -61,6 +89,8 @@ SAMPLES: dict[str, WireRecord] = {
         nps_category="detractor",
         csat=4,
         csat_satisfied=True,
+        ces=2,
+        answers=ANSWERS,
     ),
     "FollowupTaskEvent": FollowupTaskEvent(
         event_type="action_recorded",
@@ -91,6 +121,14 @@ SAMPLES: dict[str, WireRecord] = {
         original_b64="eyJraW5kIjogInByYWlzZSJ9",
         received_at=AT_UTC,
         key_b64="Qy0xMDAx",
+    ),
+    "ConsentChange": ConsentChange(
+        consent_id="3d6f1b2a-9c4e-4f70-8a15-6b2e0c9d7f31",
+        customer_id="C-1001",
+        channel="email",
+        status="opted_out",
+        changed_at=AT,
+        source="unsubscribe_link",
     ),
 }
 RECORD_CLASSES = {type(r).__name__: type(r) for r in SAMPLES.values()}
@@ -134,7 +172,12 @@ def test_round_trip(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_golden_shape(name: str) -> None:
     data = golden(name)
-    assert data["schema_version"] == SCHEMA_VERSION == 1
+    assert data["schema_version"] == RECORD_CLASSES[name]._options.defaults["schema_version"]
+    assert data["schema_version"] in (
+        SCHEMA_VERSION,
+        RESPONSE_SCHEMA_VERSION,
+        INVITATION_SCHEMA_VERSION,
+    )
     assert not FAUST_METADATA & set(data), data
     assert not any(k.startswith("__") for k in data)
     timestamps = [v for k, v in data.items() if k.endswith("_at")]
@@ -142,6 +185,46 @@ def test_golden_shape(name: str) -> None:
     for value in timestamps:
         assert ISO_8601_WITH_OFFSET.match(value), value
         assert datetime.fromisoformat(value).utcoffset() is not None
+
+
+@pytest.mark.parametrize("name", ["SurveyResponse", "ScoredResponse"])
+def test_version_1_responses_still_decode(name: str) -> None:
+    # Messages from before ces and answers (schema_version 1) are still on the topics.
+    raw = (GOLDEN / "v1" / f"{name}.json").read_bytes()
+    old = RECORD_CLASSES[name].from_bytes(raw)
+    assert old.schema_version == 1
+    assert (old.ces, old.answers) == (None, {})
+    assert old.response_id == SAMPLES[name].response_id
+    assert old.nps == SAMPLES[name].nps
+    assert json.loads(old.to_bytes()) == {**json.loads(raw), "ces": None, "answers": {}}
+
+
+def test_version_1_invitations_still_decode() -> None:
+    # Invitations from before programmes (schema_version 1) may still be on the topic.
+    raw = (GOLDEN / "v1" / "SurveyInvitation.json").read_bytes()
+    old = SurveyInvitation.from_bytes(raw)
+    assert (old.schema_version, old.programme, old.template, old.reminder) == (1, None, None, 0)
+    assert old.invitation_id == SAMPLES["SurveyInvitation"].invitation_id
+
+
+def test_answers_default_to_a_new_empty_dict_per_record() -> None:
+    first = SurveyResponse(response_id="r-1", invitation_id="i-1", customer_id="C", submitted_at=AT)
+    second = SurveyResponse(
+        response_id="r-2", invitation_id="i-2", customer_id="C", submitted_at=AT
+    )
+    first.answers["nps"] = 3
+    assert second.answers == {}
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [[1], "nps=3", {"nps": 1.5}, {"nps": None}, {"aspects": {"speed": "4"}}, {"a": {"b": True}}],
+)
+def test_answers_that_are_not_answers_do_not_decode(answers: object) -> None:
+    raw = json.loads(SAMPLES["SurveyResponse"].to_bytes())
+    raw["answers"] = answers
+    with pytest.raises(TypeError, match="answers"):
+        SurveyResponse.from_bytes(json.dumps(raw).encode())
 
 
 def test_timestamps_keep_their_instant_and_offset() -> None:

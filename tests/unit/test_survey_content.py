@@ -1,4 +1,4 @@
-"""What the customer reads: wording per locale, the invitation mail, answers and the form."""
+"""What the customer reads: wording per locale, the invitation mail and the survey form."""
 
 from __future__ import annotations
 
@@ -11,18 +11,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from models import survey_content
-from models.survey_content import (
-    COMMENT_MAX,
-    InvalidAnswer,
-    build_invitation_mail,
-    messages,
-    parse_answer,
-    survey_form_page,
-)
+from models.survey_content import build_invitation_mail, messages, survey_form_page
+from models.survey_templates import load_template, template_names, wording
 
 # The translators' file, read directly so the tests do not trust messages() to read it.
 MESSAGES_TOML = Path(survey_content.__file__).parent / "templates" / "messages.toml"
@@ -232,92 +224,6 @@ def test_html_part_escapes_name_and_company(locale: str) -> None:
     assert "<script>alert(1)</script>" in parts(message)["text/plain"]
 
 
-# ---------------------------------------------------------------------------- parse_answer
-
-
-@pytest.mark.parametrize("score", range(11))
-def test_parse_answer_accepts_every_score_as_text_and_int(score: int) -> None:
-    assert parse_answer(str(score), None).nps == score
-    assert parse_answer(score, None).nps == score
-
-
-@given(st.integers(min_value=0, max_value=10), st.sampled_from(["", " ", "  ", "\t", "\n"]))
-def test_parse_answer_ignores_surrounding_whitespace(score: int, pad: str) -> None:
-    assert parse_answer(f"{pad}{score}{pad}", None).nps == score
-
-
-@pytest.mark.parametrize(
-    "nps",
-    [11, -1, "11", "-1", "7.5", 7.5, True, False, None, "seven", "", " ", "7 8", [7], {"v": 7}],
-)
-def test_parse_answer_rejects_bad_scores(nps: object) -> None:
-    with pytest.raises(InvalidAnswer) as info:
-        parse_answer(nps, None)
-    assert info.value.errors == {"nps": "error_nps_required"}
-    assert "nps" in str(info.value)
-
-
-@given(st.integers().filter(lambda n: not 0 <= n <= 10))
-def test_parse_answer_rejects_every_out_of_range_integer(nps: int) -> None:
-    with pytest.raises(InvalidAnswer) as info:
-        parse_answer(nps, None)
-    assert set(info.value.errors) == {"nps"}
-
-
-@pytest.mark.parametrize(
-    "nps",
-    [
-        pytest.param("²", id="superscript-two"),
-        pytest.param("--5", id="double-minus"),
-        pytest.param("٧", id="arabic-indic-seven"),
-        pytest.param("1" * 5000, id="5000-digits"),
-    ],
-)
-def test_parse_answer_rejects_odd_digit_strings_as_invalid_answer(nps: str) -> None:
-    with pytest.raises(InvalidAnswer) as info:
-        parse_answer(nps, None)
-    assert set(info.value.errors) == {"nps"}
-
-
-def test_parse_answer_comment_limit() -> None:
-    assert parse_answer("3", "x" * COMMENT_MAX).comment == "x" * COMMENT_MAX
-    with pytest.raises(InvalidAnswer) as info:
-        parse_answer("3", "x" * (COMMENT_MAX + 1))
-    assert info.value.errors == {"comment": "error_comment_too_long"}
-
-
-def test_comment_limit_is_the_one_the_page_promises() -> None:
-    assert COMMENT_MAX == 4000
-    assert "4000" in CATALOGUE["en"]["error_comment_too_long"]
-
-
-@pytest.mark.parametrize("comment", [42, ["a"], {"text": "a"}, True])
-def test_parse_answer_rejects_non_text_comment(comment: object) -> None:
-    with pytest.raises(InvalidAnswer) as info:
-        parse_answer("3", comment)
-    assert set(info.value.errors) == {"comment"}
-
-
-def test_parse_answer_reports_both_fields() -> None:
-    with pytest.raises(InvalidAnswer) as info:
-        parse_answer("seven", "x" * (COMMENT_MAX + 1))
-    assert set(info.value.errors) == {"nps", "comment"}
-
-
-@pytest.mark.parametrize(
-    ("comment", "stored"), [(None, None), ("", None), ("  ", None), (" slow ", "slow")]
-)
-def test_parse_answer_normalises_comment(comment: str | None, stored: str | None) -> None:
-    assert parse_answer("5", comment).comment == stored
-
-
-@given(st.integers(min_value=0, max_value=10), st.text(max_size=COMMENT_MAX))
-def test_parse_answer_keeps_any_comment_within_the_limit(score: int, comment: str) -> None:
-    answer = parse_answer(str(score), comment)
-    assert answer.nps == score
-    assert answer.comment == (comment.strip() or None)
-
-
 # ---------------------------------------------------------------------------- survey form
 
 
@@ -327,63 +233,104 @@ class FormPage(HTMLParser):
     def __init__(self, html: str) -> None:
         super().__init__()
         self.radios: dict[str, dict[str, str | None]] = {}
-        self.textarea = ""
-        self.errors: list[str] = []
+        self.textareas: dict[str, dict[str, str | None]] = {}
+        self.texts: dict[str, str] = {}
+        self.errors: dict[str, str] = {}  # id of the error → its text
+        self.summary: list[tuple[str, str]] = []  # (link target, text)
+        self.legends: list[str] = []
+        self.labels: dict[str, str] = {}
         self.form_action: str | None = None
-        self._in: list[str] = []
+        self._capture: tuple[str, str] | None = None
+        self._buffer = ""
         self.feed(html)
         self.close()
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
         if tag == "input" and a.get("type") == "radio":
-            self.radios[a["value"] or ""] = a
+            self.radios[a["id"] or ""] = a
         if tag == "form":
             self.form_action = a.get("action")
+        target = None
         if tag == "textarea":
-            self._in.append("textarea")
+            self.textareas[a["id"] or ""] = a
+            target = ("textarea", a["id"] or "")
         elif "error" in (a.get("class") or "").split():
-            self._in.append("error")
-            self.errors.append("")
+            target = ("error", a.get("id") or "")
+        elif tag == "a" and (a.get("href") or "").startswith("#"):
+            target = ("summary", (a.get("href") or "")[1:])
+        elif tag == "legend":
+            target = ("legend", "")
+        elif tag == "label":
+            target = ("label", a.get("for") or "")
+        if target and self._capture is None:
+            self._capture, self._buffer = target, ""
 
     def handle_endtag(self, tag: str) -> None:
-        if self._in and tag in {"textarea", "p", "span"}:
-            self._in.pop()
+        if self._capture is None:
+            return
+        kind, key = self._capture
+        ends = {"textarea": "textarea", "error": "p", "summary": "a", "legend": "legend"}
+        if tag != ends.get(kind, "label"):
+            return
+        if kind == "textarea":
+            self.texts[key] = self._buffer
+        elif kind == "error":
+            self.errors[key] = self._buffer
+        elif kind == "summary":
+            self.summary.append((key, self._buffer))
+        elif kind == "legend":
+            self.legends.append(self._buffer.strip())
+        else:
+            self.labels[key] = " ".join(self._buffer.split())
+        self._capture = None
 
     def handle_data(self, data: str) -> None:
-        if self._in and self._in[-1] == "textarea":
-            self.textarea += data
-        elif self._in and self._in[-1] == "error":
-            self.errors[-1] += data
+        if self._capture is not None:
+            self._buffer += data
 
     def checked(self) -> list[str]:
-        return [v for v, a in self.radios.items() if "checked" in a]
+        return [i for i, a in self.radios.items() if "checked" in a]
 
 
 def form(
     locale: str = "nl",
-    values: dict[str, str] | None = None,
+    template: str = "transactional",
+    values: dict[str, str | list[str]] | None = None,
     errors: dict[str, str] | None = None,
 ) -> FormPage:
     html = survey_form_page(
-        locale=locale, company="CBG Connect", action="/s/tok", values=values, errors=errors
+        locale=locale,
+        company="CBG Connect",
+        action="/s/tok",
+        template=load_template(template),
+        values=values,
+        errors=errors,
     )
     return FormPage(html)
 
 
-def test_empty_form_has_eleven_unchecked_radios_and_no_errors() -> None:
-    page = form()
-    assert sorted(page.radios, key=int) == [str(n) for n in range(11)]
+def test_default_form_is_the_transactional_survey() -> None:
+    html = survey_form_page(locale="nl", company="CBG Connect", action="/s/tok")
+    page = FormPage(html)
+    assert [f"nps-{n}" for n in range(11)] == [i for i in page.radios if i.startswith("nps-")]
+    assert set(page.radios) - {f"nps-{n}" for n in range(11)} == {
+        "question_answered-yes",
+        "question_answered-no",
+    }
     assert page.checked() == []
-    assert page.errors == []
-    assert page.textarea == ""
+    assert page.errors == {}
+    assert page.summary == []
+    assert page.texts == {"comment": ""}
     assert page.form_action == "/s/tok"
+    assert page.legends[0] == CATALOGUE["nl"]["nps_question"].format(company="CBG Connect")
+    assert page.labels["comment"] == CATALOGUE["nl"]["comment_label"]
 
 
 @pytest.mark.parametrize("score", range(11))
 def test_form_marks_the_chosen_radio(score: int) -> None:
     page = form(values={"nps": str(score), "comment": ""})
-    assert page.checked() == [str(score)]
+    assert page.checked() == [f"nps-{score}"]
 
 
 @pytest.mark.parametrize("locale", LOCALES)
@@ -391,21 +338,29 @@ def test_form_refills_values_and_shows_the_error_in_the_customers_language(local
     comment = 'Too <b>slow</b> & "late"\nsecond line'
     page = form(
         locale,
-        values={"nps": "4", "comment": comment},
-        errors={"comment": "error_comment_too_long"},
+        values={"nps": "4", "question_answered": "no", "comment": comment},
+        errors={"comment": "Houd het kort"},
     )
-    words = CATALOGUE[locale]
-    assert page.checked() == ["4"]
-    assert page.textarea == comment
-    assert words["form_has_errors"] in page.errors
-    assert words["error_comment_too_long"] in page.errors
+    assert sorted(page.checked()) == ["nps-4", "question_answered-no"]
+    assert page.texts["comment"] == comment
+    assert page.errors == {"comment-error": "Houd het kort"}
+    assert page.summary == [("comment", "Houd het kort")]
+    assert CATALOGUE[locale]["form_has_errors"] in survey_form_page(
+        locale=locale, company="X", action="/s/tok", errors={"comment": "Houd het kort"}
+    )
 
 
-def test_form_shows_the_nps_error() -> None:
-    page = form("bg", values={"nps": "", "comment": "ok"}, errors={"nps": "error_nps_required"})
+def test_an_error_is_tied_to_its_field() -> None:
+    page = form("bg", values={"nps": "", "comment": "ok"}, errors={"nps": "Моля"})
     assert page.checked() == []
-    assert page.textarea == "ok"
-    assert CATALOGUE["bg"]["error_nps_required"] in page.errors
+    assert page.texts["comment"] == "ok"
+    assert page.summary == [("nps-0", "Моля")]
+    for n in range(11):
+        radio = page.radios[f"nps-{n}"]
+        assert radio["aria-invalid"] == "true"
+        assert "nps-error" in (radio["aria-describedby"] or "").split()
+    assert "aria-invalid" not in page.textareas["comment"]
+    assert "aria-invalid" not in page.radios["question_answered-yes"]
 
 
 def test_form_escapes_the_refilled_comment() -> None:
@@ -416,10 +371,79 @@ def test_form_escapes_the_refilled_comment() -> None:
         values={"nps": "3", "comment": "</textarea><script>alert(1)</script>"},
     )
     assert "<script>" not in html
-    assert FormPage(html).textarea == "</textarea><script>alert(1)</script>"
+    assert FormPage(html).texts["comment"] == "</textarea><script>alert(1)</script>"
+
+
+def test_form_escapes_the_company_name() -> None:
+    html = survey_form_page(locale="en", company="<b>ACME</b>", action="/s/tok")
+    assert "<b>ACME" not in html
+    assert "&lt;b&gt;ACME&lt;/b&gt;" in html
 
 
 def test_form_ignores_a_value_that_is_not_a_score() -> None:
     page = form(values={"nps": '7" onfocus="x', "comment": ""})
     assert page.checked() == []
     assert all("onfocus" not in a for a in page.radios.values())
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("name", template_names())
+def test_every_template_renders_every_question_with_visible_labels(locale: str, name: str) -> None:
+    template = load_template(name)
+    page = form(locale, name)
+    words = wording(locale)
+    for question in template.questions:
+        text = question.text.get(locale).format(company="CBG Connect")
+        if question.type == "open_text":
+            assert page.labels[question.id].startswith(text)
+            assert page.textareas[question.id]["maxlength"] == str(question.max_length)
+        else:
+            assert any(legend.startswith(text) for legend in page.legends), (question.id, text)
+        if not question.required:
+            assert any(words["optional"] in x for x in [*page.legends, *page.labels.values()])
+        for aspect in question.aspects:
+            assert aspect.text.get(locale) in page.legends
+            assert [f"{question.id}-{aspect.id}-{n}" in page.radios for n in range(1, 6)] == [
+                True
+            ] * 5
+    for radio_id in page.radios:
+        assert page.labels.get(radio_id), f"radio {radio_id} has no visible label"
+
+
+def test_aspects_refill_per_aspect() -> None:
+    page = form(
+        "no",
+        "relationship",
+        values={"nps": "8", "aspects.speed": "2", "aspects.delivery": "5", "reason": "Pris"},
+        errors={"nps": "x"},
+    )
+    assert sorted(page.checked()) == ["aspects-delivery-5", "aspects-speed-2", "nps-8"]
+    assert page.texts["reason"] == "Pris"
+    assert page.radios["aspects-speed-2"]["name"] == "aspects.speed"
+    assert "aspects-hint" in (page.radios["aspects-speed-2"]["aria-describedby"] or "")
+
+
+@pytest.mark.parametrize(
+    ("template", "question", "labels"),
+    [
+        ("support", "csat", ["csat_1", "csat_2", "csat_3", "csat_4", "csat_5"]),
+        ("support", "ces", [f"ces_{n}" for n in range(1, 8)]),
+        ("complaint_handling", "complaint_solved", ["yes", "no"]),
+    ],
+)
+def test_answer_labels_come_from_the_wording(
+    template: str, question: str, labels: list[str]
+) -> None:
+    page = form("nl", template)
+    words = wording("nl")
+    shown = [text for key, text in page.labels.items() if key.startswith(f"{question}-")]
+    assert [text.split(" ", 1)[-1] if text[0].isdigit() else text for text in shown] == [
+        words[label] for label in labels
+    ]
+
+
+def test_a_field_error_the_form_has_no_field_for_is_still_listed() -> None:
+    html = survey_form_page(
+        locale="en", company="X", action="/s/tok", errors={"extra": "Not part of it"}
+    )
+    assert "Not part of it" in html

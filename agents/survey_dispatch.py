@@ -1,0 +1,54 @@
+"""Send what a decision or a due timer produced: e-mail surveys to the mailer, phone
+surveys to the interviewers' call list."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable
+from datetime import timedelta
+
+from agents.runtime import Runtime
+from models.call_list_store import phone_invitations
+from models.decision_store import InvitationInfo
+from streams.records import CallListEntry, SurveyInvitation
+
+
+async def dispatch_invitations(rt: Runtime, invitations: Iterable[InvitationInfo]) -> None:
+    """Publish each new invitation where it is worked: survey-invitations or call-list.
+
+    Sent again on a replay; the mailer and the call list are idempotent on invitation id.
+    """
+    wanted = list(invitations)
+    sends: list[Awaitable[None]] = []
+    phone = [i.invitation_id for i in wanted if i.survey_channel == "phone"]
+    rows = await rt.db(phone_invitations, rt.engine, phone) if phone else {}
+    for invitation in wanted:
+        if invitation.survey_channel == "phone":
+            row = rows.get(invitation.invitation_id)
+            if row is not None:
+                entry = CallListEntry(
+                    invitation_id=row.invitation_id,
+                    customer_id=row.customer_id,
+                    programme=row.programme or "",
+                    template=row.template,
+                    locale=row.locale,
+                    created_at=row.created_at,
+                    expires_at=row.expires_at or row.created_at + timedelta(days=7),
+                    phone=row.phone,
+                    name=row.name,
+                )
+                sends.append(rt.send(rt.topics.call_list, row.customer_id, entry.to_bytes()))
+            continue
+        record = SurveyInvitation(
+            invitation_id=invitation.invitation_id,
+            event_id=invitation.event_id,
+            customer_id=invitation.customer_id,
+            locale=invitation.locale,
+            created_at=invitation.created_at,
+            programme=invitation.programme,
+            template=invitation.template,
+        )
+        sends.append(
+            rt.send(rt.topics.survey_invitations, invitation.customer_id, record.to_bytes())
+        )
+    await asyncio.gather(*sends)
