@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -118,7 +118,11 @@ class FireResult:
 
     invitations: list[InvitationInfo] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
-    deferred: int = 0
+    deferred_to: dict[str, datetime] = field(default_factory=dict)  # decision id → new due
+
+    @property
+    def deferred(self) -> int:
+        return len(self.deferred_to)
 
 
 def decide_contacts(
@@ -139,18 +143,23 @@ def decide_contacts(
         for event in events:
             if event.event_id not in earlier:
                 fresh.setdefault(event.event_id, event)
+        tasks: dict[str, FollowupTask] = {}
         customers = {e.customer.id for e in fresh.values()}
         pending = PendingTimers(_load_timers(session, customers))
-        decision_rows: list[dict[str, Any]] = []
-        new_timers: dict[str, Timer] = {}
-        closed: list[tuple[Timer, Reason]] = []
-        tasks: dict[str, FollowupTask] = {}
+        batch = _Batch()
+        all_decisions: list[str] = []
+        invitations: list[InvitationInfo] = []
         for event in fresh.values():
+            if batch.has_due(event.customer.id, pending, now):
+                # One contact after another: this customer's survey that is already due
+                # goes out (or not) before this contact can cancel or block it.
+                invitations.extend(batch.flush(session, rules, pending, now).invitations)
             plan = plan_event(rules, event, pending.of(event.customer.id))
             pending.apply(plan)
-            closed.extend(plan.closed)
+            batch.closed.extend(plan.closed)
             for d in plan.decisions:
-                decision_rows.append(
+                all_decisions.append(d.decision_id)
+                batch.decisions.append(
                     {
                         "decision_id": d.decision_id,
                         "event_id": d.event_id,
@@ -168,26 +177,19 @@ def decide_contacts(
                     }
                 )
                 if d.timer is not None:
-                    new_timers[d.decision_id] = d.timer
+                    batch.timers[d.decision_id] = d.timer
+            batch.contacts.append(_contact_row(event, now))
             if event.kind is ContactKind.COMPLAINT:
-                tasks[event.event_id] = _task_row(event, task_due)
-        insert_many_if_absent(
-            session, ContactEventRow, [_contact_row(e, now) for e in fresh.values()]
-        )
-        insert_many_if_absent(session, SurveyDecision, decision_rows)
-        insert_many_if_absent(session, SurveyTimer, [_timer_row(t) for t in new_timers.values()])
-        insert_many_if_absent(session, FollowupTask, [_values(t) for t in tasks.values()])
-        _close(session, closed, now)
-        still_pending = {t.decision_id for t in pending}
-        due = [t for t in new_timers.values() if t.decision_id in still_pending and t.due_at <= now]
-        fired = _fire(session, rules, due, now)
+                tasks[event.event_id] = task = _task_row(event, task_due)
+                batch.tasks.append(_values(task))
+        invitations.extend(batch.flush(session, rules, pending, now).invitations)
 
-        infos = _decision_infos(session, [r["decision_id"] for r in decision_rows])
+        infos = _decision_infos(session, all_decisions)
         by_event: dict[str, list[DecisionInfo]] = defaultdict(list)
         for info in infos:
             by_event[info.event_id].append(info)
         invitations_by_event: dict[str, list[InvitationInfo]] = defaultdict(list)
-        for invitation in fired.invitations:
+        for invitation in invitations:
             invitations_by_event[invitation.event_id].append(invitation)
         results: list[TriggerResult] = []
         seen: set[str] = set()
@@ -205,6 +207,43 @@ def decide_contacts(
             )
             seen.add(event.event_id)
         return results
+
+
+@dataclass
+class _Batch:
+    """Rows of a run of contact events not yet written, and the timers they started."""
+
+    contacts: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    timers: dict[str, Timer] = field(default_factory=dict)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    closed: list[tuple[Timer, Reason]] = field(default_factory=list)
+
+    def has_due(self, customer_id: str, pending: PendingTimers, now: datetime) -> bool:
+        """Whether this run started a timer for the customer that is due and still waits."""
+        return any(
+            t.due_at <= now and t.decision_id in self.timers for t in pending.of(customer_id)
+        )
+
+    def flush(
+        self, session: Session, rules: Rules, pending: PendingTimers, now: datetime
+    ) -> FireResult:
+        """Write the run, then fire its timers that are due (one set of statements)."""
+        insert_many_if_absent(session, ContactEventRow, self.contacts)
+        insert_many_if_absent(session, SurveyDecision, self.decisions)
+        insert_many_if_absent(session, SurveyTimer, [_timer_row(t) for t in self.timers.values()])
+        insert_many_if_absent(session, FollowupTask, self.tasks)
+        _close(session, self.closed, now)
+        still = {t.decision_id for t in pending}
+        due = [t for t in self.timers.values() if t.decision_id in still and t.due_at <= now]
+        fired = _fire(session, rules, due, now)
+        for timer in due:
+            pending.remove(timer)
+            if timer.decision_id in fired.deferred_to:
+                pending.add(replace(timer, due_at=fired.deferred_to[timer.decision_id]))
+        self.contacts, self.decisions, self.tasks, self.closed = [], [], [], []
+        self.timers = {}
+        return fired
 
 
 def decide_contact(
@@ -276,7 +315,7 @@ def _fire(session: Session, rules: Rules, timers: list[Timer], now: datetime) ->
                 .where(col(SurveyDecision.decision_id) == timer.decision_id)
                 .values(reason=outcome.reason.value, due_at=outcome.defer_to)
             )
-            result.deferred += 1
+            result.deferred_to[timer.decision_id] = outcome.defer_to
             continue
         if outcome.reason is Reason.SURVEYED:
             last[c] = now

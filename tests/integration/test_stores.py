@@ -115,3 +115,16 @@ def test_fifty_parallel_answers_to_one_token_store_exactly_one(engine: Engine) -
         outcomes = Counter(pool.map(answer, range(50)))
     assert outcomes == {"201": 1, "409": 49}
     assert count(engine, "SELECT count(*) FROM survey_responses") == [(1,)]
+
+
+def test_a_survey_due_at_once_goes_out_before_a_later_complaint_in_the_same_batch(
+    engine: Engine,
+) -> None:
+    # One contact after another, as if each were its own batch: the purchase's survey is
+    # due at once, so the complaint that follows it in the batch cannot cancel it.
+    batch = [event(1, "C-1"), event(2, "C-1", kind="complaint"), event(3, "C-2")]
+    results = decide_contacts(engine, batch, NOW, RULES, DUE)
+    assert [r.decision.reason for r in results] == ["surveyed", "open_complaint", "surveyed"]
+    assert count(engine, "SELECT count(*) FROM survey_invitations") == [(2,)]
+    assert count(engine, "SELECT count(*) FROM survey_timers") == [(0,)]
+    assert count(engine, "SELECT origin, status FROM followup_tasks") == [("complaint", "open")]
