@@ -40,6 +40,15 @@ async def publish_response(
     await (db or rt.db)(mark_published, rt.engine, row.response_id, rt.clock())
 
 
+async def publish_or_defer(rt: Runtime, row: SurveyResponseRow) -> None:
+    """Publish a just-stored answer within a web request's patience; on any failure leave it
+    to the relay below (the answer is stored, so the caller's request has succeeded)."""
+    try:
+        await publish_response(rt, row, rt.db_for_request)
+    except Exception as exc:  # noqa: BLE001 - any failure leaves the answer to the outbox relay
+        log.warning("response_publish_deferred", error=type(exc).__name__)
+
+
 def register(app: faust.App, rt: Runtime) -> None:
     @app.timer(interval=RELAY_INTERVAL_S, on_leader=True, name="response_outbox_relay")  # type: ignore[untyped-decorator]  # faust's timer is untyped
     async def relay() -> None:

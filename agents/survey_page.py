@@ -9,9 +9,9 @@ import faust
 import structlog
 from faust.web import Request, Response
 
-from agents.response_outbox import publish_response
+from agents.response_outbox import publish_or_defer
 from agents.runtime import Runtime
-from agents.web_helpers import BadJson, CxView, json_object, preferred_locale
+from agents.web_helpers import BadJson, CxView, form_fields, json_object, preferred_locale
 from models.survey_content import survey_form_page, survey_message_page
 from models.survey_store import (
     AlreadyAnswered,
@@ -49,14 +49,18 @@ async def _open_invitation(rt: Runtime, token: str) -> SurveyInvitation:
 
 
 def _template_for(invitation: SurveyInvitation) -> SurveyTemplate:
-    """The invitation's survey template; the default one if this worker does not know it."""
+    return template_for(invitation.template, invitation.invitation_id)
+
+
+def template_for(name: str, invitation_id: str) -> SurveyTemplate:
+    """The survey template called *name*; the default one if this worker does not know it."""
     try:
-        return load_template(invitation.template)
+        return load_template(name)
     except TemplateUnknown:
         log.warning(
             "survey_template_unknown",
-            template=invitation.template[:100],
-            invitation_id=invitation.invitation_id,
+            template=name[:100],
+            invitation_id=invitation_id,
             used=DEFAULT_TEMPLATE,
         )
         return load_template(DEFAULT_TEMPLATE)
@@ -78,10 +82,7 @@ async def _store_answer(
         answers=answers,
     )
     structlog.contextvars.bind_contextvars(response_id=row.response_id, customer_id=row.customer_id)
-    try:
-        await publish_response(rt, row, rt.db_for_request)
-    except Exception as exc:  # noqa: BLE001 - any failure leaves the answer to the outbox relay
-        log.warning("response_publish_deferred", error=type(exc).__name__)
+    await publish_or_defer(rt, row)
     log.info("response_recorded")
     return row.response_id
 
@@ -107,7 +108,7 @@ def register(app: faust.App, rt: Runtime) -> None:
             except (TokenUnknown, TokenExpired, AlreadyAnswered) as exc:
                 return self._message(request, exc)
             template = _template_for(invitation)
-            form = _form_fields(await request.post())
+            form = form_fields(await request.post())
             parsed = parse_answers(template, form, invitation.locale)
             if not parsed.ok:
                 log.info("survey_answer_invalid", questions=sorted(parsed.codes))
@@ -190,13 +191,3 @@ def register(app: faust.App, rt: Runtime) -> None:
 def _flat_answers(body: Mapping[str, Any]) -> dict[str, Any]:
     """The first API body shape: answers next to the token, e.g. nps and comment."""
     return {name: value for name, value in body.items() if name != "token"}
-
-
-def _form_fields(post: Any) -> dict[str, str | list[str]]:
-    """A posted form as name → value, or → values when a name came more than once; an
-    uploaded file is not an answer and counts as empty text."""
-    fields: dict[str, str | list[str]] = {}
-    for name in dict.fromkeys(post.keys()):
-        values = [v if isinstance(v, str) else "" for v in post.getall(name)]
-        fields[name] = values[0] if len(values) == 1 else values
-    return fields

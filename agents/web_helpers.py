@@ -21,6 +21,16 @@ def preferred_locale(accept_language: str | None) -> str:
     return FALLBACK_LOCALE
 
 
+def form_fields(post: Any) -> dict[str, str | list[str]]:
+    """A posted form as name → value, or → values when a name came more than once; an
+    uploaded file is not an answer and counts as empty text."""
+    fields: dict[str, str | list[str]] = {}
+    for name in dict.fromkeys(post.keys()):
+        values = [v if isinstance(v, str) else "" for v in post.getall(name)]
+        fields[name] = values[0] if len(values) == 1 else values
+    return fields
+
+
 class BadJson(ValueError):
     """The request body is not a JSON object."""
 

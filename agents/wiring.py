@@ -10,6 +10,7 @@ from agents import (
     dead_letters,
     followup,
     health,
+    interviews,
     mailer,
     response_outbox,
     scheduler,
@@ -40,6 +41,7 @@ AGENT_MODULES = (
     unsubscribe,
     consent,
     staff_api,
+    interviews,
     health,
 )
 

@@ -193,6 +193,30 @@ def survey_form_page(
     (ParsedAnswers.errors): after an invalid submission the page shows both.
     """
     t = messages(locale)
+    questions, other_errors = question_views(
+        locale=locale, company=company, template=template, values=values, errors=errors
+    )
+    return render(
+        "survey_form.html.j2",
+        t=t,
+        title=f"{t['form_has_errors']} – {t['page_title']}" if errors else t["page_title"],
+        action=action,
+        questions=questions,
+        other_errors=other_errors,
+    )
+
+
+def question_views(
+    *,
+    locale: str,
+    company: str,
+    template: SurveyTemplate | None = None,
+    values: Mapping[str, str | list[str]] | None = None,
+    errors: Mapping[str, str] | None = None,
+) -> tuple[list[_QuestionView], list[str]]:
+    """The template's questions as survey_questions.html.j2 draws them, in *locale*, and the
+    errors for fields the form does not have (only a hand-made request sends those)."""
+    t = messages(locale)
     w = wording(locale)
     chosen = template or load_template(DEFAULT_TEMPLATE)
     given = values or {}
@@ -202,15 +226,7 @@ def survey_form_page(
         for q in chosen.questions
     ]
     known = {q.id for q in chosen.questions}
-    return render(
-        "survey_form.html.j2",
-        t=t,
-        title=f"{t['form_has_errors']} – {t['page_title']}" if problems else t["page_title"],
-        action=action,
-        questions=questions,
-        # Errors for fields the form does not have (only a hand-made request sends those).
-        other_errors=[message for name, message in problems.items() if name not in known],
-    )
+    return questions, [message for name, message in problems.items() if name not in known]
 
 
 def _first(value: str | list[str] | None) -> str:

@@ -142,7 +142,8 @@ class SurveyTimer(SQLModel, table=True):
 
 
 class SurveyInvitation(SQLModel, table=True):
-    """A survey sent (or to be sent) to one customer, and its e-mail delivery."""
+    """A survey sent (or to be sent) to one customer, and its e-mail delivery; for a phone
+    survey delivery_attempts counts unanswered calls and 'failed' means not reachable."""
 
     __tablename__ = "survey_invitations"
     __table_args__ = (
@@ -231,6 +232,8 @@ class SurveyResponse(SQLModel, table=True):
         default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict)
     )
     submitted_at: datetime = _utc(nullable=False)
+    # Who entered the answer for a phone survey; None when the customer answered online.
+    interviewer: str | None = Field(default=None, max_length=200)
     published_at: datetime | None = _utc(nullable=True)
     nps_category: str | None = Field(default=None, max_length=10)
     csat_satisfied: bool | None = None
