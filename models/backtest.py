@@ -266,7 +266,9 @@ class _Simulation:
     def contact(self, event: ContactEvent) -> bool:
         """Plan one contact event; False when its event id was replayed before."""
         if event.event_id in self.seen_events:
-            self._resolve_new(event, None, None, Reason.DUPLICATE_EVENT, "")
+            self._record(
+                "", event.customer.id, None, None, Reason.DUPLICATE_EVENT, event.occurred_at
+            )
             return False
         self.seen_events.add(event.event_id)
         customer = event.customer.id
@@ -285,8 +287,13 @@ class _Simulation:
             if decision.timer is not None:
                 self._schedule(decision.timer, Reason.SCHEDULED)
             else:
-                self._resolve_new(
-                    event, decision.programme, decision.rule, decision.reason, decision.decision_id
+                self._record(
+                    decision.decision_id,
+                    customer,
+                    decision.programme,
+                    decision.rule,
+                    decision.reason,
+                    now,
                 )
         # decide_contacts fires the timers that are due already (delay 0) in the same batch.
         self.fire_until(now)
@@ -348,16 +355,6 @@ class _Simulation:
     def _drop(self, timer: Timer) -> None:
         self.generation.pop(timer.decision_id, None)
         self.pending.remove(timer)
-
-    def _resolve_new(
-        self,
-        event: ContactEvent,
-        programme: str | None,
-        rule: str | None,
-        reason: Reason,
-        decision_id: str,
-    ) -> None:
-        self._record(decision_id, event.customer.id, programme, rule, reason, event.occurred_at)
 
     def _record(
         self,

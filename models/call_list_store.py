@@ -7,7 +7,6 @@ outbox puts it on survey-responses, where scoring and follow-up treat it like an
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +17,7 @@ from sqlmodel import Session, col
 
 from models.consent_store import opted_out
 from models.database import transaction
-from models.survey_store import AlreadyAnswered
+from models.survey_store import AlreadyAnswered, store_answer
 from models.tables import SurveyInvitation, SurveyResponse, UTCDateTime
 
 CallOutcome = Literal["no_answer", "wrong_number", "refused"]
@@ -186,28 +185,18 @@ def record_interview(
     with transaction(engine) as session:
         row = _phone_row(session, invitation_id, lock=True)
         _check_open(row, invitation_id, now)
-        claimed = session.execute(
-            update(SurveyInvitation)
-            .where(col(SurveyInvitation.invitation_id) == invitation_id)
-            .where(col(SurveyInvitation.answered_at).is_(None))
-            .values(answered_at=now, delivery_status="sent", sent_at=now)
-        )
-        if not claimed.rowcount:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
-            raise AlreadyAnswered(invitation_id, row.locale)
-        response = SurveyResponse(
-            response_id=str(uuid.uuid4()),
-            invitation_id=invitation_id,
-            customer_id=row.customer_id,
+        return store_answer(
+            session,
+            row,
+            now,
             nps=nps,
             csat=csat,
             ces=ces,
-            comment=comment or None,
-            answers=dict(answers),
-            submitted_at=now,
+            comment=comment,
+            answers=answers,
             interviewer=_interviewer(interviewer),
+            invitation_values={"delivery_status": "sent", "sent_at": now},
         )
-        session.add(response)
-        return response
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,22 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, Insert, and_, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 from sqlalchemy.sql.elements import KeyedColumnElement
 from sqlmodel import Session, col
 
-from models.consent import OPTED_IN, OPTED_OUT, Consent, covering_channels, latest_per_key
+from models.consent import (
+    OPTED_IN,
+    OPTED_OUT,
+    SURVEY_CHANNELS,
+    Consent,
+    covering_channels,
+    latest_per_key,
+)
 from models.consent import is_opted_out as _is_opted_out
-from models.database import transaction
-from models.tables import CustomerConsent, SurveyInvitation, SurveyReminder
+from models.database import dialect_insert, transaction
+from models.survey_tokens import invitation_by_token
+from models.tables import CustomerConsent
 
 _CHUNK = 500  # ids per IN (...) list
 _CHANGE_COLUMNS = ("status", "changed_at", "source", "consent_id", "recorded_at")
@@ -67,22 +73,12 @@ def record_consents(engine: Engine, changes: Sequence[Consent], now: datetime) -
 
 
 def _upsert_if_newer(session: Session) -> Insert:
-    table = CustomerConsent.__table__  # type: ignore[attr-defined]  # Core: one executemany
-    key = [table.c.customer_id, table.c.channel]
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        pg = pg_insert(table)
-        return pg.on_conflict_do_update(
-            index_elements=key, set_=_taken_over(pg.excluded), where=_newer(pg.excluded, table.c)
-        )
-    if dialect == "sqlite":
-        lite = sqlite_insert(table)
-        return lite.on_conflict_do_update(
-            index_elements=key,
-            set_=_taken_over(lite.excluded),
-            where=_newer(lite.excluded, table.c),
-        )
-    raise NotImplementedError(f"no upsert for {dialect}")
+    insert = dialect_insert(session, CustomerConsent)  # Core: one executemany
+    return insert.on_conflict_do_update(
+        index_elements=["customer_id", "channel"],
+        set_=_taken_over(insert.excluded),
+        where=_newer(insert.excluded, insert.table.c),
+    )
 
 
 def _taken_over(new: Columns) -> dict[str, Any]:
@@ -131,10 +127,21 @@ def opted_out(session: Session, customer_ids: Iterable[str], channel: str) -> se
     """The customers among *customer_ids* who may not be surveyed on *channel* ('email' or
     'phone'): the latest change covering it (that channel's or 'all') is an opt-out.
     Runs inside the caller's transaction."""
+    return opted_out_by_channel(session, customer_ids, (channel,))[channel]
+
+
+def opted_out_by_channel(
+    session: Session, customer_ids: Iterable[str], channels: Sequence[str] = SURVEY_CHANNELS
+) -> dict[str, set[str]]:
+    """opted_out for each of *channels*, from one read of the customers' consent rows."""
+    covering = sorted({c for channel in channels for c in covering_channels(channel)})
     by_customer: dict[str, list[Consent]] = defaultdict(list)
-    for consent in _stored(session, customer_ids, covering_channels(channel)).values():
+    for consent in _stored(session, customer_ids, covering).values():
         by_customer[consent.customer_id].append(consent)
-    return {customer for customer, found in by_customer.items() if _is_opted_out(found, channel)}
+    return {
+        channel: {c for c, found in by_customer.items() if _is_opted_out(found, channel)}
+        for channel in channels
+    }
 
 
 def opted_out_now(engine: Engine, customer_ids: Iterable[str], channel: str) -> set[str]:
@@ -155,29 +162,12 @@ class TokenHolder:
 def customer_for_token_in(session: Session, token_hash: str) -> TokenHolder | None:
     """The customer behind a survey token, answered or expired alike (unsubscribing must
     keep working after the survey is over); None for an unknown token."""
-    row = session.execute(
-        select(
-            col(SurveyInvitation.invitation_id),
-            col(SurveyInvitation.customer_id),
-            col(SurveyInvitation.locale),
-        ).where(col(SurveyInvitation.token_hash) == token_hash)
-    ).one_or_none()
-    if row is None:  # a reminder's link carries a token of its own
-        row = session.execute(
-            select(
-                col(SurveyInvitation.invitation_id),
-                col(SurveyInvitation.customer_id),
-                col(SurveyInvitation.locale),
-            )
-            .join(
-                SurveyReminder,
-                col(SurveyReminder.invitation_id) == col(SurveyInvitation.invitation_id),
-            )
-            .where(col(SurveyReminder.token_hash) == token_hash)
-        ).one_or_none()
+    row = invitation_by_token(session, token_hash)
     if row is None:
         return None
-    return TokenHolder(invitation_id=row[0], customer_id=row[1], locale=row[2])
+    return TokenHolder(
+        invitation_id=row.invitation_id, customer_id=row.customer_id, locale=row.locale
+    )
 
 
 def customer_for_token(engine: Engine, token_hash: str) -> TokenHolder | None:

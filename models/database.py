@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, select
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, SQLModel, col, create_engine
 
 from models import tables  # noqa: F401 - registers the tables on SQLModel.metadata
+
+_Row = TypeVar("_Row", bound=SQLModel)
 
 
 def make_engine(url: str) -> Engine:
@@ -58,14 +63,19 @@ def transaction(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-def _insert_ignoring_conflicts(session: Session, model: type[SQLModel]) -> Any:
+def dialect_insert(session: Session, model: type[SQLModel]) -> PgInsert | SqliteInsert:
+    """A Core INSERT into *model*'s table with the dialect's ON CONFLICT clauses."""
     dialect = session.get_bind().dialect.name
     table = model.__table__  # type: ignore[attr-defined]  # Core, not the ORM's bulk insert
     if dialect == "postgresql":
-        return pg_insert(table).on_conflict_do_nothing()
+        return pg_insert(table)
     if dialect == "sqlite":
-        return sqlite_insert(table).on_conflict_do_nothing()
-    raise NotImplementedError(f"no idempotent insert for {dialect}")
+        return sqlite_insert(table)
+    raise NotImplementedError(f"no ON CONFLICT insert for {dialect}")
+
+
+def _insert_ignoring_conflicts(session: Session, model: type[SQLModel]) -> Any:
+    return dialect_insert(session, model).on_conflict_do_nothing()
 
 
 def insert_if_absent(session: Session, table: type[SQLModel], values: dict[str, Any]) -> bool:
@@ -81,3 +91,20 @@ def insert_many_if_absent(
     """The same for many rows in one executemany (rows that exist are left as they are)."""
     if rows:
         session.connection().execute(_insert_ignoring_conflicts(session, table), rows)
+
+
+def lock_due(
+    session: Session, model: type[_Row], due: Any, now: datetime, limit: int
+) -> list[_Row]:
+    """Up to *limit* rows of *model* whose *due* column is at or before *now*, soonest
+    first, locked for this transaction. On PostgreSQL, SKIP LOCKED lets sweepers work side
+    by side without taking one row twice; SQLite serialises writers anyway."""
+    return list(
+        session.execute(
+            select(model)
+            .where(col(due) <= now)
+            .order_by(col(due))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )

@@ -12,7 +12,7 @@ customer), creates the invitation and schedules a repeating rule's next timer.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,13 +20,14 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, func, select, update
 from sqlmodel import Session, col
 
-from models.consent_store import opted_out
+from models.consent_store import opted_out_by_channel
 from models.contact_events import ContactEvent, ContactKind
-from models.database import insert_many_if_absent, transaction
+from models.database import insert_many_if_absent, lock_due, transaction
 from models.eligibility import CustomerView, Reason
 from models.followup import TaskOrigin, TaskStatus, task_for_complaint
 from models.programmes import (
     Contact,
+    NewDecision,
     PendingTimers,
     Timer,
     cap_of,
@@ -45,6 +46,7 @@ from models.tables import (
     SurveyInvitation,
     SurveyTimer,
 )
+from models.task_store import new_task_row
 
 # Core tables for executemany statements (one round trip for a batch of rows).
 _TIMERS = SurveyTimer.__table__  # type: ignore[attr-defined]
@@ -159,29 +161,15 @@ def decide_contacts(
             batch.closed.extend(plan.closed)
             for d in plan.decisions:
                 all_decisions.append(d.decision_id)
-                batch.decisions.append(
-                    {
-                        "decision_id": d.decision_id,
-                        "event_id": d.event_id,
-                        "customer_id": d.customer_id,
-                        "programme": d.programme,
-                        "rule": d.rule,
-                        "rules_version": rules.label,
-                        "repeat": d.repeat,
-                        "outcome": d.reason.outcome,
-                        "reason": d.reason.value,
-                        "due_at": d.timer.due_at if d.timer else None,
-                        "invitation_id": None,
-                        "decided_at": now,
-                        "resolved_at": None if d.timer else now,
-                    }
-                )
+                batch.decisions.append(_decision_row(d, rules, now))
                 if d.timer is not None:
                     batch.timers[d.decision_id] = d.timer
             batch.contacts.append(_contact_row(event, now))
             if event.kind is ContactKind.COMPLAINT:
-                tasks[event.event_id] = task = _task_row(event, task_due)
-                batch.tasks.append(_values(task))
+                new = task_for_complaint(event.event_id, event.occurred_at, task_due)
+                row = new_task_row(event.customer.id, new)
+                tasks[event.event_id] = FollowupTask(**row)
+                batch.tasks.append(row)
         invitations.extend(batch.flush(session, rules, pending, now).invitations)
 
         infos = _decision_infos(session, all_decisions)
@@ -233,7 +221,7 @@ class _Batch:
         insert_many_if_absent(session, SurveyDecision, self.decisions)
         insert_many_if_absent(session, SurveyTimer, [_timer_row(t) for t in self.timers.values()])
         insert_many_if_absent(session, FollowupTask, self.tasks)
-        _close(session, self.closed, now)
+        _resolve(session, self.closed, now)  # pending ones a later contact cancelled
         still = {t.decision_id for t in pending}
         due = [t for t in self.timers.values() if t.decision_id in still and t.due_at <= now]
         fired = _fire(session, rules, due, now)
@@ -256,27 +244,16 @@ def decide_contact(
 def fire_due_timers(engine: Engine, rules: Rules, now: datetime, limit: int = 500) -> FireResult:
     """Fire up to *limit* timers due by *now*, oldest first (the sweeper's tick).
 
-    The due_at index makes this cost the number of due timers, not the number pending.
-    On PostgreSQL, SKIP LOCKED lets workers sweep side by side without taking one timer
-    twice; SQLite serialises writers anyway.
+    The due_at index makes this cost the number of due timers, not the number pending;
+    models.database.lock_due lets workers sweep side by side.
     """
     with transaction(engine) as session:
-        rows = (
-            session.execute(
-                select(SurveyTimer)
-                .where(col(SurveyTimer.due_at) <= now)
-                .order_by(col(SurveyTimer.due_at))
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            .scalars()
-            .all()
-        )
+        rows = lock_due(session, SurveyTimer, SurveyTimer.due_at, now, limit)
         return _fire(session, rules, [_timer_of(r) for r in rows], now)
 
 
 def next_due_at(engine: Engine) -> datetime | None:
-    """When the earliest pending timer is due (for `cxloop rules explain` and tests)."""
+    """When the earliest pending timer is due (the rules CLI tests step a clock by it)."""
     with Session(engine) as session:
         return session.execute(select(func.min(col(SurveyTimer.due_at)))).scalar()
 
@@ -290,10 +267,11 @@ def _fire(session: Session, rules: Rules, timers: list[Timer], now: datetime) ->
     last = _last_surveyed(session, customers)
     programme_last = _programme_last(session, customers)
     open_tasks = _open_tasks(session, customers)
-    blocked = {channel: opted_out(session, customers, channel) for channel in ("email", "phone")}
+    blocked = opted_out_by_channel(session, customers)
 
     surveyed: list[Timer] = []
     resolved: dict[str, tuple[Timer, Reason]] = {}
+    deferred: list[dict[str, Any]] = []
     for timer in timers:
         c = timer.customer_id
         view = CustomerView(
@@ -305,15 +283,12 @@ def _fire(session: Session, rules: Rules, timers: list[Timer], now: datetime) ->
         )
         outcome = check_due(rules, timer, view, now)
         if outcome.defer_to is not None:
-            session.execute(
-                update(SurveyTimer)
-                .where(col(SurveyTimer.decision_id) == timer.decision_id)
-                .values(due_at=outcome.defer_to)
-            )
-            session.execute(
-                update(SurveyDecision)
-                .where(col(SurveyDecision.decision_id) == timer.decision_id)
-                .values(reason=outcome.reason.value, due_at=outcome.defer_to)
+            deferred.append(
+                {
+                    "b_id": timer.decision_id,
+                    "b_due": outcome.defer_to,
+                    "b_reason": outcome.reason.value,
+                }
             )
             result.deferred_to[timer.decision_id] = outcome.defer_to
             continue
@@ -323,30 +298,28 @@ def _fire(session: Session, rules: Rules, timers: list[Timer], now: datetime) ->
             surveyed.append(timer)
         resolved[timer.decision_id] = (timer, outcome.reason)
 
+    _defer(session, deferred)
     claimed = _claim_caps(session, rules, surveyed, now)
-    invitation_rows = []
+    sent: list[Timer] = []
     for timer in surveyed:
-        if timer.decision_id not in claimed:
+        if timer.decision_id in claimed:
+            sent.append(timer)
+        else:
             # Another worker surveyed this customer since we read the state.
             resolved[timer.decision_id] = (timer, Reason.RECENTLY_SURVEYED)
-            continue
-        row = _invitation_row(rules, timer, now)
-        invitation_rows.append(row)
-        result.invitations.append(_invitation_info(row))
+    invitation_rows = [_invitation_row(rules, t, now) for t in sent]
+    result.invitations.extend(_invitation_info(row) for row in invitation_rows)
     insert_many_if_absent(session, SurveyInvitation, invitation_rows)
     insert_many_if_absent(
         session,
         CustomerProgrammeState,
         [
             {"customer_id": t.customer_id, "programme": t.programme, "last_surveyed_at": now}
-            for t in surveyed
-            if t.decision_id in claimed
+            for t in sent
         ],
     )
     programme_rows = [
-        {"b_customer": t.customer_id, "b_programme": t.programme, "b_at": now}
-        for t in surveyed
-        if t.decision_id in claimed
+        {"b_customer": t.customer_id, "b_programme": t.programme, "b_at": now} for t in sent
     ]
     if programme_rows:
         session.connection().execute(
@@ -364,43 +337,41 @@ def _fire(session: Session, rules: Rules, timers: list[Timer], now: datetime) ->
         if reason is not Reason.PROGRAMME_REMOVED and (nxt := next_repeat(rules, timer))
     ]
     insert_many_if_absent(
-        session,
-        SurveyDecision,
-        [
-            {
-                "decision_id": t.decision_id,
-                "event_id": t.event_id,
-                "customer_id": t.customer_id,
-                "programme": t.programme,
-                "rule": t.rule,
-                "rules_version": rules.label,
-                "repeat": t.repeat,
-                "outcome": "pending",
-                "reason": Reason.SCHEDULED.value,
-                "due_at": t.due_at,
-                "invitation_id": None,
-                "decided_at": now,
-                "resolved_at": None,
-            }
-            for t in repeats
-        ],
+        session, SurveyDecision, [_decision_row(_scheduled(t), rules, now) for t in repeats]
     )
     insert_many_if_absent(session, SurveyTimer, [_timer_row(t) for t in repeats])
     result.reasons.update(reason.value for _, reason in resolved.values())
     return result
 
 
-def _close(session: Session, closed: list[tuple[Timer, Reason]], now: datetime) -> None:
-    """Close pending decisions a later contact cancelled or superseded."""
-    _resolve(session, closed, now, {})
+def _defer(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Move deferred timers (b_id, b_due, b_reason) and their pending decisions, as a batch."""
+    if not rows:
+        return
+    connection = session.connection()
+    connection.execute(
+        update(_TIMERS)
+        .where(_TIMERS.c.decision_id == bindparam("b_id"))
+        .values(due_at=bindparam("b_due")),
+        rows,
+    )
+    connection.execute(
+        update(_DECISIONS)
+        .where(_DECISIONS.c.decision_id == bindparam("b_id"))
+        .values(reason=bindparam("b_reason"), due_at=bindparam("b_due")),
+        rows,
+    )
 
 
 def _resolve(
     session: Session,
     resolved: Iterable[tuple[Timer, Reason]],
     now: datetime,
-    invitations: dict[str, str],
+    invitations: Mapping[str, str] | None = None,
 ) -> None:
+    """Delete the timers and close their pending decisions with the reasons given (and the
+    invitation each surveyed decision created)."""
+    invitations = invitations or {}
     rows = list(resolved)
     if not rows:
         return
@@ -620,17 +591,36 @@ def _open_tasks(session: Session, customers: set[str]) -> Counter[tuple[str, str
     return Counter({(customer, origin): count for customer, origin, count in rows})
 
 
-def _task_row(event: ContactEvent, due: timedelta) -> FollowupTask:
-    new = task_for_complaint(event.event_id, event.occurred_at, due)
-    return FollowupTask(
-        task_id=new.task_id,
-        origin=new.origin.value,
-        source_id=new.source_id,
-        customer_id=event.customer.id,
-        priority=new.priority,
-        status=TaskStatus.OPEN.value,
-        opened_at=new.opened_at,
-        due_at=new.due_at,
+def _decision_row(d: NewDecision, rules: Rules, now: datetime) -> dict[str, Any]:
+    """A survey_decisions row: pending while it has a timer, resolved *now* otherwise."""
+    return {
+        "decision_id": d.decision_id,
+        "event_id": d.event_id,
+        "customer_id": d.customer_id,
+        "programme": d.programme,
+        "rule": d.rule,
+        "rules_version": rules.label,
+        "repeat": d.repeat,
+        "outcome": d.reason.outcome,
+        "reason": d.reason.value,
+        "due_at": d.timer.due_at if d.timer else None,
+        "invitation_id": None,
+        "decided_at": now,
+        "resolved_at": None if d.timer else now,
+    }
+
+
+def _scheduled(timer: Timer) -> NewDecision:
+    """The pending decision a (repeat) timer stands for."""
+    return NewDecision(
+        timer.decision_id,
+        timer.event_id,
+        timer.customer_id,
+        timer.programme,
+        timer.rule,
+        timer.repeat,
+        Reason.SCHEDULED,
+        timer,
     )
 
 

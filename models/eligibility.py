@@ -88,11 +88,9 @@ _PHONE = re.compile(r"\+?[0-9(][0-9 ()./-]{5,38}")
 
 def usable_phone(number: str | None) -> bool:
     """A number an interviewer can dial: digits with the usual separators."""
-    return (
-        bool(number)
-        and _PHONE.fullmatch(number or "") is not None
-        and sum(c.isdigit() for c in number or "") >= 6
-    )
+    if not number:
+        return False
+    return _PHONE.fullmatch(number) is not None and sum(c.isdigit() for c in number) >= 6
 
 
 # Plain ASCII addresses, checked cheaply; anything else goes through email_validator.

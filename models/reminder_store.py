@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select
-from sqlmodel import Session, col
+from sqlmodel import col
 
 from models.calendar import in_window, next_open
 from models.consent_store import opted_out
-from models.database import insert_many_if_absent, transaction
+from models.database import insert_many_if_absent, lock_due, transaction
 from models.rules import Rules
+from models.survey_store import record_outcome, settle_interrupted
 from models.tables import SurveyInvitation, SurveyReminder
 
 _REMINDER_NAMESPACE = uuid.UUID("2d1c9b8e-51a4-4d0b-9c3e-7a6f0e4b2c55")
@@ -73,17 +74,7 @@ def fire_due_reminders(
     """Create the reminders due by *now* (oldest first, at most *limit*)."""
     result = RemindersFired()
     with transaction(engine) as session:
-        rows = (
-            session.execute(
-                select(SurveyInvitation)
-                .where(col(SurveyInvitation.next_reminder_at) <= now)
-                .order_by(col(SurveyInvitation.next_reminder_at))
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            .scalars()
-            .all()
-        )
+        rows = lock_due(session, SurveyInvitation, SurveyInvitation.next_reminder_at, now, limit)
         if not rows:
             return result
         opted = opted_out(session, {r.customer_id for r in rows}, "email")
@@ -176,9 +167,7 @@ def claim_reminders(
         done: dict[tuple[str, int], str] = {}
         for reminder, invitation in pairs:
             key = (invitation.invitation_id, reminder.number)
-            if reminder.delivery_status == "sending":
-                reminder.delivery_status = "unknown"
-                reminder.delivery_error = "interrupted while sending; not retried"
+            settle_interrupted(reminder)
             if reminder.delivery_status == "pending":
                 stop = _stop_reason(invitation, opted, now)
                 if stop is not None or invitation.email is None:
@@ -217,20 +206,4 @@ def finish_reminders(
         ).scalars()
         for row in rows:
             status, error = outcomes[row.reminder_id]
-            row.delivery_status = status
-            row.delivery_error = error[:500] if error else None
-            if status == "sent":
-                row.sent_at = now
-            if status == "pending":
-                row.token_hash = None
-
-
-def reminders_of(session: Session, invitation_id: str) -> list[SurveyReminder]:
-    """An invitation's reminders, in order."""
-    return list(
-        session.execute(
-            select(SurveyReminder)
-            .where(col(SurveyReminder.invitation_id) == invitation_id)
-            .order_by(col(SurveyReminder.number))
-        ).scalars()
-    )
+            record_outcome(row, status, error, now)

@@ -18,7 +18,7 @@ import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
@@ -124,13 +124,18 @@ class RuleSpec(_Strict):
     per: EpisodeScope = "event"
     repeat: str | None = None  # e.g. "1y": ask again this long after each due time
 
-    @field_validator("delay", "repeat")
+    @field_validator("delay")
     @classmethod
-    def _is_duration(cls, value: str | None) -> str | None:
-        if value is not None:
-            parsed = _duration(value)
-            if value is not None and parsed.is_zero and value != "0":
-                raise ValueError("a repeat must be longer than zero")
+    def _is_duration(cls, value: str) -> str:
+        _duration(value)
+        return value
+
+    @field_validator("repeat")
+    @classmethod
+    def _is_period(cls, value: str | None) -> str | None:
+        # A zero period would schedule the next survey at the same instant, forever.
+        if value is not None and _duration(value).is_zero:
+            raise ValueError("a repeat must be longer than zero")
         return value
 
     def matches(self, event: ContactEvent) -> bool:
@@ -213,7 +218,7 @@ class Programme:
     sampling: float
     cooldown: Duration
     cap: Duration
-    cap_days_looser: bool
+    override_global_cap: bool  # its cap may be looser than the global one
     expiry: Duration
     reminders: int
     reminder_after: Duration
@@ -247,10 +252,6 @@ class Rules:
         return f"{self.version}@{self.digest[:12]}"
 
 
-def _approx_days(d: Duration) -> float:
-    return d.months * 30.44 + d.days + d.seconds / 86400
-
-
 def _build(spec: RulesFile, text: bytes, source: str) -> Rules:
     spec.check_names()
     defaults = spec.defaults
@@ -258,7 +259,9 @@ def _build(spec: RulesFile, text: bytes, source: str) -> Rules:
     programmes = []
     for p in spec.programme:
         own_cap = _duration(p.cap) if p.cap is not None else cap
-        if _approx_days(own_cap) < _approx_days(cap) and not p.override_global_cap:
+        # Compared as the database enforces caps (approx_timedelta), so "stricter" here
+        # means stricter there.
+        if approx_timedelta(own_cap) < approx_timedelta(cap) and not p.override_global_cap:
             raise _LocatedError(
                 ["programme", spec.programme.index(p), "cap"],
                 f"programme {p.name!r}: cap {p.cap} is looser than the global cap "
@@ -274,7 +277,7 @@ def _build(spec: RulesFile, text: bytes, source: str) -> Rules:
                 sampling=p.sampling if p.sampling is not None else defaults.sampling,
                 cooldown=_duration(p.cooldown),
                 cap=own_cap,
-                cap_days_looser=p.override_global_cap,
+                override_global_cap=p.override_global_cap,
                 expiry=_duration(p.expiry or defaults.expiry),
                 reminders=p.reminders if p.reminders is not None else defaults.reminders,
                 reminder_after=_duration(p.reminder_after or defaults.reminder_after),
@@ -403,11 +406,6 @@ def sampled_in(rate: float, customer_id: str, programme: str, event_id: str) -> 
         return False
     digest = hashlib.sha256(f"{programme}|{customer_id}|{event_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < rate
-
-
-def after(at: datetime, duration: Duration, tz: ZoneInfo) -> datetime:
-    """*at* plus *duration*, days counted on the wall clock of *tz*."""
-    return duration.after(at, tz)
 
 
 def approx_timedelta(duration: Duration) -> timedelta:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,7 +10,6 @@ from email.message import EmailMessage
 from email.policy import SMTP, EmailPolicy, Policy
 from email.utils import format_datetime, make_msgid
 from functools import cache
-from importlib.resources import files
 from typing import Any
 
 import jinja2
@@ -20,28 +18,26 @@ from models.survey_templates import (
     ASPECT_SCALE,
     DEFAULT_TEMPLATE,
     SCALES,
+    SURVEY_LOCALES,
     Question,
     SurveyTemplate,
+    in_locale,
     load_template,
+    read_catalogue,
     wording,
 )
+from models.survey_templates import FALLBACK_LOCALE as FALLBACK_LOCALE  # noqa: PLC0414 - a re-export
 
-SUPPORTED_LOCALES = ("nl", "bg", "no", "en")
-FALLBACK_LOCALE = "en"
+SUPPORTED_LOCALES = SURVEY_LOCALES
 
 
-@cache
 def _catalogue() -> dict[str, dict[str, str]]:
-    raw = files("models").joinpath("templates", "messages.toml").read_text("utf-8")
-    return tomllib.loads(raw)
+    return read_catalogue("messages.toml")
 
 
 def messages(locale: str | None) -> dict[str, str]:
     """The wording for *locale* ('nb'/'nn' count as 'no'), falling back to English per key."""
-    catalogue = _catalogue()
-    code = (locale or FALLBACK_LOCALE).lower().replace("_", "-").split("-")[0]
-    code = "no" if code in ("nb", "nn") else code
-    return {**catalogue[FALLBACK_LOCALE], **catalogue.get(code, {})}
+    return in_locale(_catalogue(), locale)
 
 
 @cache

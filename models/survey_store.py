@@ -16,6 +16,7 @@ from sqlmodel import Session, col
 
 from models.consent_store import opted_out
 from models.database import transaction
+from models.survey_tokens import invitation_by_token
 from models.tables import (
     SurveyInvitation,
     SurveyReminder,
@@ -82,9 +83,7 @@ def claim_deliveries(
         claimed: dict[str, DeliveryClaim] = {}
         done: dict[str, str] = {}
         for invitation_id, row in rows.items():
-            if row.delivery_status == "sending":
-                row.delivery_status = "unknown"
-                row.delivery_error = "interrupted while sending; not retried"
+            settle_interrupted(row)
             if row.delivery_status == "pending" and (
                 row.survey_channel != "email" or row.email is None
             ):
@@ -140,14 +139,30 @@ def finish_deliveries(
         ).scalars()
         for row in rows:
             status, error = outcomes[row.invitation_id]
-            row.delivery_status = status
-            row.delivery_error = error[:500] if error else None
-            if status == "sent":
-                row.sent_at = now
-                if row.reminders_planned > row.reminders_sent and row.reminder_gap_s > 0:
-                    row.next_reminder_at = now + timedelta(seconds=row.reminder_gap_s)
-            if status == "pending":
-                row.token_hash = None  # that token never reached the customer
+            record_outcome(row, status, error, now)
+            wants_reminder = row.reminders_planned > row.reminders_sent and row.reminder_gap_s > 0
+            if status == "sent" and wants_reminder:
+                row.next_reminder_at = now + timedelta(seconds=row.reminder_gap_s)
+
+
+def settle_interrupted(row: SurveyInvitation | SurveyReminder) -> None:
+    """A mail found 'sending' was claimed and never finished: it may have reached the
+    customer, so it becomes 'unknown' and is not sent again (at most once)."""
+    if row.delivery_status == "sending":
+        row.delivery_status = "unknown"
+        row.delivery_error = "interrupted while sending; not retried"
+
+
+def record_outcome(
+    row: SurveyInvitation | SurveyReminder, status: str, error: str | None, now: datetime
+) -> None:
+    """Record a claimed send's outcome on its invitation or reminder row."""
+    row.delivery_status = status
+    row.delivery_error = error[:500] if error else None
+    if status == "sent":
+        row.sent_at = now
+    if status == "pending":
+        row.token_hash = None  # that token never reached the customer; a retry gets a new one
 
 
 def finish_delivery(
@@ -203,43 +218,64 @@ def record_response(
     """
     with transaction(engine) as session:
         invitation = invitation_for_token_in(session, token_hash, now)
-        claimed = session.execute(
-            update(SurveyInvitation)
-            .where(col(SurveyInvitation.invitation_id) == invitation.invitation_id)
-            .where(col(SurveyInvitation.answered_at).is_(None))
-            .values(answered_at=now)
-        )
-        if not claimed.rowcount:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
-            raise AlreadyAnswered(invitation.invitation_id, invitation.locale)
-        response = SurveyResponse(
-            response_id=str(uuid.uuid4()),
-            invitation_id=invitation.invitation_id,
-            customer_id=invitation.customer_id,
+        return store_answer(
+            session,
+            invitation,
+            now,
             nps=nps,
             csat=csat,
             ces=ces,
-            comment=comment or None,
-            answers=dict(answers or {}),
-            submitted_at=now,
+            comment=comment,
+            answers=answers or {},
         )
-        session.add(response)
-        return response
+
+
+def store_answer(
+    session: Session,
+    invitation: SurveyInvitation,
+    now: datetime,
+    *,
+    nps: int | None,
+    csat: int | None,
+    ces: int | None,
+    comment: str | None,
+    answers: Mapping[str, Any],
+    interviewer: str | None = None,
+    invitation_values: Mapping[str, Any] | None = None,
+) -> SurveyResponse:
+    """The one answer an invitation allows, inside the caller's transaction: the conditional
+    UPDATE of answered_at makes it exactly one (AlreadyAnswered otherwise). The row waits
+    with published_at NULL for the response outbox to publish it.
+
+    *invitation_values* are further columns to set on the invitation with answered_at.
+    """
+    claimed = session.execute(
+        update(SurveyInvitation)
+        .where(col(SurveyInvitation.invitation_id) == invitation.invitation_id)
+        .where(col(SurveyInvitation.answered_at).is_(None))
+        .values(answered_at=now, **(invitation_values or {}))
+    )
+    if not claimed.rowcount:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+        raise AlreadyAnswered(invitation.invitation_id, invitation.locale)
+    response = SurveyResponse(
+        response_id=str(uuid.uuid4()),
+        invitation_id=invitation.invitation_id,
+        customer_id=invitation.customer_id,
+        nps=nps,
+        csat=csat,
+        ces=ces,
+        comment=comment or None,
+        answers=dict(answers),
+        submitted_at=now,
+        interviewer=interviewer,
+    )
+    session.add(response)
+    return response
 
 
 def invitation_for_token_in(session: Session, token_hash: str, now: datetime) -> SurveyInvitation:
     """The open invitation behind a token: the invitation's own or one of its reminders'."""
-    row: SurveyInvitation | None = session.execute(
-        select(SurveyInvitation).where(col(SurveyInvitation.token_hash) == token_hash)
-    ).scalar_one_or_none()
-    if row is None:
-        row = session.execute(
-            select(SurveyInvitation)
-            .join(
-                SurveyReminder,
-                col(SurveyReminder.invitation_id) == col(SurveyInvitation.invitation_id),
-            )
-            .where(col(SurveyReminder.token_hash) == token_hash)
-        ).scalar_one_or_none()
+    row = invitation_by_token(session, token_hash)
     if row is None:
         raise TokenUnknown(token_hash[:8])
     if row.answered_at is not None:

@@ -389,14 +389,19 @@ def form_values(template: SurveyTemplate, answers: Mapping[str, object]) -> dict
 
 
 @cache
-def _wording_catalogue() -> dict[str, dict[str, str]]:
-    raw = files("models").joinpath("templates", "survey_wording.toml").read_text("utf-8")
+def read_catalogue(file_name: str) -> dict[str, dict[str, str]]:
+    """A wording catalogue under templates/: locale → key → text."""
+    raw = files("models").joinpath("templates", file_name).read_text("utf-8")
     return tomllib.loads(raw)
+
+
+def in_locale(catalogue: Mapping[str, Mapping[str, str]], locale: str | None) -> dict[str, str]:
+    """*catalogue*'s texts for *locale* ('nb'/'nn' count as 'no'), English per missing key."""
+    code = (locale or FALLBACK_LOCALE).lower().replace("_", "-").split("-")[0]
+    code = "no" if code in ("nb", "nn") else code
+    return {**catalogue[FALLBACK_LOCALE], **catalogue.get(code, {})}
 
 
 def wording(locale: str | None) -> dict[str, str]:
     """Answer labels and error messages for *locale*, English per missing key."""
-    catalogue = _wording_catalogue()
-    code = (locale or FALLBACK_LOCALE).lower().replace("_", "-").split("-")[0]
-    code = "no" if code in ("nb", "nn") else code
-    return {**catalogue[FALLBACK_LOCALE], **catalogue.get(code, {})}
+    return in_locale(read_catalogue("survey_wording.toml"), locale)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlmodel import col
@@ -27,6 +28,20 @@ class TaskNotFound(LookupError):
     """No task has this id."""
 
 
+def new_task_row(customer_id: str, task: NewTask) -> dict[str, Any]:
+    """The followup_tasks row that opens *task* for the customer."""
+    return {
+        "task_id": task.task_id,
+        "origin": task.origin.value,
+        "source_id": task.source_id,
+        "customer_id": customer_id,
+        "priority": task.priority,
+        "status": TaskStatus.OPEN.value,
+        "opened_at": task.opened_at,
+        "due_at": task.due_at,
+    }
+
+
 def open_tasks(
     engine: Engine, new: Sequence[tuple[str, NewTask]]
 ) -> list[tuple[FollowupTask, bool]]:
@@ -42,19 +57,7 @@ def open_tasks(
         insert_many_if_absent(
             session,
             FollowupTask,
-            [
-                {
-                    "task_id": task.task_id,
-                    "origin": task.origin.value,
-                    "source_id": task.source_id,
-                    "customer_id": customer_id,
-                    "priority": task.priority,
-                    "status": TaskStatus.OPEN.value,
-                    "opened_at": task.opened_at,
-                    "due_at": task.due_at,
-                }
-                for customer_id, task in new
-            ],
+            [new_task_row(customer_id, task) for customer_id, task in new],
         )
         stored = {
             t.task_id: t
