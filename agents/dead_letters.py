@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import faust
 import structlog
@@ -15,6 +17,8 @@ from streams.records import DeadLetter
 log = structlog.get_logger("cxloop.dead_letters")
 
 _NAMESPACE = uuid.UUID("c7a4e7f0-0d7b-4f83-a1f4-9d4b8b2d6e55")
+
+T = TypeVar("T")
 
 
 def dead_letter_id(topic: str, partition: int, offset: int) -> str:
@@ -39,6 +43,24 @@ async def send_to_dead_letters(rt: Runtime, event: faust.EventT[bytes], reason: 
     )
     await rt.send(rt.topics.dead_letters, letter.dead_letter_id, letter.to_bytes())
     log.warning("event_dead_lettered", reason=reason, dead_letter_id=letter.dead_letter_id)
+
+
+async def decode_or_dead_letter(
+    rt: Runtime,
+    events: Sequence[faust.EventT[bytes]],
+    decode: Callable[[bytes], T],
+    what: str,
+    refusals: tuple[type[Exception], ...] = (ValueError, TypeError),
+) -> list[tuple[faust.EventT[bytes], T]]:
+    """Each event with its decoded value; an event *decode* refuses (raises one of
+    *refusals*) goes to dead-letters as "invalid <what>: <why>"."""
+    decoded: list[tuple[faust.EventT[bytes], T]] = []
+    for event in events:
+        try:
+            decoded.append((event, decode(event.value)))
+        except refusals as exc:
+            await send_to_dead_letters(rt, event, f"invalid {what}: {exc}")
+    return decoded
 
 
 async def store_dead_letter(rt: Runtime, event: faust.EventT[bytes]) -> None:

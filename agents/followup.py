@@ -10,7 +10,7 @@ import faust
 import structlog
 
 from agents.consume import consume_batches
-from agents.dead_letters import send_to_dead_letters
+from agents.dead_letters import decode_or_dead_letter
 from agents.runtime import Runtime
 from agents.task_events import task_event
 from models.followup import NewTask, task_for_answer
@@ -23,12 +23,8 @@ log = structlog.get_logger("cxloop.followup")
 async def handle_scored(rt: Runtime, events: Sequence[faust.EventT[bytes]]) -> None:
     due = timedelta(hours=rt.settings.followup_due_hours)
     wanted: list[tuple[str, NewTask]] = []
-    for event in events:
-        try:
-            scored = ScoredResponse.from_bytes(event.value)
-        except (ValueError, TypeError) as exc:
-            await send_to_dead_letters(rt, event, f"invalid scored response: {exc}")
-            continue
+    decoded = await decode_or_dead_letter(rt, events, ScoredResponse.from_bytes, "scored response")
+    for _, scored in decoded:
         new = task_for_answer(
             scored.response_id, scored.nps, scored.nps_category, scored.submitted_at, due
         )

@@ -7,7 +7,6 @@ No customer name, phone number or answer is logged, nor the interviewer's name.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,9 +16,15 @@ from faust.web import Request, Response
 
 from agents.response_outbox import publish_or_defer
 from agents.runtime import Runtime
-from agents.staff_api import authorised
 from agents.survey_page import template_for
-from agents.web_helpers import BadJson, CxView, form_fields, json_object
+from agents.web_helpers import (
+    BadJson,
+    CxView,
+    authorised,
+    form_fields,
+    json_object,
+    staff_token_ok,
+)
 from models.call_list_store import (
     CALL_OUTCOMES,
     INTERVIEWER_MAX,
@@ -62,7 +67,7 @@ _CALL_ERRORS: dict[type[Exception], tuple[int, str, str]] = {
     AlreadyAnswered: (409, "answered", "This phone survey has already been answered."),
     CallClosed: (409, "closed", "This customer has left the call list (not reachable)."),
 }
-_CALL_EXCEPTIONS = (CallUnknown, CallExpired, AlreadyAnswered, CallClosed)
+_CALL_EXCEPTIONS = tuple(_CALL_ERRORS)
 
 
 def _valid_interviewer(value: object) -> str | None:
@@ -133,12 +138,11 @@ def _company(rt: Runtime, call: OpenCall) -> str:
 
 def register(app: faust.App, rt: Runtime) -> None:
     secure = rt.settings.public_url.lower().startswith("https://")
-
-    def key() -> bytes | None:
-        return session_key(rt.settings.staff_token.get_secret_value())
+    # Settings do not change while the worker runs: derive the signing key once.
+    key = session_key(rt.settings.staff_token.get_secret_value())
 
     def current(request: Request) -> InterviewSession | None:
-        return decode_session(key(), cookie_value(request.headers.get("Cookie")), rt.clock())
+        return decode_session(key, cookie_value(request.headers.get("Cookie")), rt.clock())
 
     def redirect(view: CxView, to: str, cookie: str | None = None) -> Response:
         headers = {"Location": to, "Cache-Control": "no-store"}
@@ -172,10 +176,8 @@ def register(app: faust.App, rt: Runtime) -> None:
             form = form_fields(await request.post())
             token = form.get("token")
             interviewer = _valid_interviewer(form.get("interviewer"))
-            expected = rt.settings.staff_token.get_secret_value()
-            signing = key()
             given = token if isinstance(token, str) else ""
-            if not expected or signing is None or not given or not _same(given, expected):
+            if key is None or not staff_token_ok(rt, given):
                 log.info("interviewer_sign_in_refused", reason="token")
                 name = form.get("interviewer")
                 page = login_page(
@@ -191,7 +193,7 @@ def register(app: faust.App, rt: Runtime) -> None:
                 return html(self, page, 422)
             session = new_session(interviewer, rt.clock())
             log.info("interviewer_signed_in")
-            cookie = session_cookie(encode_session(signing, session), secure=secure)
+            cookie = session_cookie(encode_session(key, session), secure=secure)
             return redirect(self, BASE, cookie)
 
     @app.page(LOGOUT)
@@ -284,18 +286,13 @@ def register(app: faust.App, rt: Runtime) -> None:
                 errors=errors,
             )
 
-    def unauthorised(view: CxView) -> Response:
-        return view.json(
-            {"error": "unauthorised"}, status=401, headers={"WWW-Authenticate": "Bearer"}
-        )
-
     @app.page("/api/interviews")
     class CallsApi(CxView):
         """GET → {"calls": [...]}: the open phone surveys, oldest first."""
 
         async def get(self, request: Request) -> Response:
             if not authorised(rt, request):
-                return unauthorised(self)
+                return self.unauthorised()
             calls = await rt.db_for_request(open_calls, rt.engine, rt.clock(), LIST_LIMIT)
             return self.json({"calls": [call_json(c) for c in calls]})
 
@@ -308,14 +305,14 @@ def register(app: faust.App, rt: Runtime) -> None:
         async def post(self, request: Request, invitation_id: str) -> Response:
             structlog.contextvars.clear_contextvars()
             if not authorised(rt, request):
-                return unauthorised(self)
+                return self.unauthorised()
             try:
                 body = json_object(await request.read())
             except BadJson as exc:
-                return self.json({"error": "bad_request", "detail": str(exc)}, status=400)
+                return self.bad_json(exc)
             fields = _body_problems(body)
             if fields:
-                return self.json({"error": "validation_failed", "fields": fields}, status=422)
+                return self.invalid(fields)
             interviewer = str(_valid_interviewer(body["interviewer"]))
             try:
                 return await self._enter(invitation_id, body, interviewer)
@@ -343,12 +340,7 @@ def register(app: faust.App, rt: Runtime) -> None:
             template = template_for(call.template, call.invitation_id)
             parsed = parse_answers(template, body["answers"])
             if not parsed.ok:
-                payload = {
-                    "error": "validation_failed",
-                    "fields": parsed.errors,
-                    "codes": parsed.codes,
-                }
-                return self.json(payload, status=422)
+                return self.invalid(parsed.errors, parsed.codes)
             response_id = await store_interview(rt, call, template, parsed.answers, interviewer)
             return self.json({"response_id": response_id}, status=201)
 
@@ -364,7 +356,3 @@ def _body_problems(body: Mapping[str, Any]) -> dict[str, str]:
     elif "outcome" in body and body["outcome"] not in CALL_OUTCOMES:
         fields["outcome"] = f"must be one of {list(CALL_OUTCOMES)}"
     return fields
-
-
-def _same(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())

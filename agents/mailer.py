@@ -11,7 +11,7 @@ import faust
 import structlog
 
 from agents.consume import consume_batches
-from agents.dead_letters import send_to_dead_letters
+from agents.dead_letters import decode_or_dead_letter, send_to_dead_letters
 from agents.runtime import Runtime
 from agents.smtp_sender import FailureKind, SenderPool, SmtpFailure
 from models.reminder_store import (
@@ -41,14 +41,9 @@ async def handle_invitations(
     waits (back-pressure) while the relay is down; nothing is dropped.
     """
     first_event: dict[Key, faust.EventT[bytes]] = {}
-    for event in events:
-        try:
-            invitation = SurveyInvitation.from_bytes(event.value)
-            if not 0 <= invitation.reminder <= MAX_REMINDERS:
-                raise ValueError(f"reminder: must be 0 to {MAX_REMINDERS}")
-        except (ValueError, TypeError) as exc:
-            await send_to_dead_letters(rt, event, f"invalid survey invitation: {exc}")
-            continue
+    for event, invitation in await decode_or_dead_letter(
+        rt, events, _invitation, "survey invitation"
+    ):
         key = (invitation.invitation_id, invitation.reminder)
         first_event.setdefault(key, event)  # a duplicate needs no mail
     settings = rt.settings
@@ -69,6 +64,13 @@ async def handle_invitations(
             await asyncio.sleep(delay)
             delay = min(delay * 2, settings.smtp_backoff_max_s)
     log.info("mail_batch_done", **{f"mail_{k}": n for k, n in sorted(tally.items())})
+
+
+def _invitation(raw: bytes) -> SurveyInvitation:
+    invitation: SurveyInvitation = SurveyInvitation.from_bytes(raw)
+    if not 0 <= invitation.reminder <= MAX_REMINDERS:
+        raise ValueError(f"reminder: must be 0 to {MAX_REMINDERS}")
+    return invitation
 
 
 async def _claim(

@@ -7,14 +7,15 @@ index, a bounded batch at a time.
 
 from __future__ import annotations
 
+import asyncio
+
 import faust
 import structlog
 
 from agents.runtime import Runtime
-from agents.survey_dispatch import dispatch_invitations
+from agents.survey_dispatch import dispatch_invitations, send_invitation
 from models.decision_store import fire_due_timers
 from models.reminder_store import fire_due_reminders
-from streams.records import SurveyInvitation
 
 log = structlog.get_logger("cxloop.scheduler")
 
@@ -44,18 +45,7 @@ async def remind_due(rt: Runtime) -> int:
     total = 0
     while True:
         fired = await rt.db(fire_due_reminders, rt.engine, rt.rules, rt.clock(), BATCH)
-        for reminder in fired.due:
-            record = SurveyInvitation(
-                invitation_id=reminder.invitation_id,
-                event_id=reminder.event_id,
-                customer_id=reminder.customer_id,
-                locale=reminder.locale,
-                created_at=reminder.created_at,
-                programme=reminder.programme,
-                template=reminder.template,
-                reminder=reminder.number,
-            )
-            await rt.send(rt.topics.survey_invitations, reminder.customer_id, record.to_bytes())
+        await asyncio.gather(*(send_invitation(rt, r, r.number) for r in fired.due))
         total += len(fired.due)
         if fired.due or fired.stopped or fired.deferred:
             log.info(

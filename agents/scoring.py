@@ -11,7 +11,7 @@ import faust
 import structlog
 
 from agents.consume import consume_batches
-from agents.dead_letters import send_to_dead_letters
+from agents.dead_letters import decode_or_dead_letter, send_to_dead_letters
 from agents.runtime import Runtime
 from models.scoring import ces_score, csat_satisfied, nps_category
 from models.survey_store import record_scores
@@ -37,12 +37,9 @@ def score(response: SurveyResponse) -> ScoredResponse:
 
 
 async def handle_responses(rt: Runtime, events: Sequence[faust.EventT[bytes]]) -> None:
-    scored: list[tuple[faust.EventT[bytes], ScoredResponse]] = []
-    for event in events:
-        try:
-            scored.append((event, score(SurveyResponse.from_bytes(event.value))))
-        except (ValueError, TypeError) as exc:
-            await send_to_dead_letters(rt, event, f"invalid survey response: {exc}")
+    scored = await decode_or_dead_letter(
+        rt, events, lambda raw: score(SurveyResponse.from_bytes(raw)), "survey response"
+    )
     if not scored:
         return
     found = await rt.db(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import uuid
 
 import faust
@@ -10,7 +9,7 @@ import structlog
 from faust.web import Request, Response
 
 from agents.runtime import Runtime
-from agents.web_helpers import BadJson, CxView, json_object
+from agents.web_helpers import BadJson, CxView, authorised, json_object
 from models.followup import ActionType, TaskStatus
 from models.tables import FollowupTask
 from models.task_store import TaskNotFound, get_task, list_tasks
@@ -20,16 +19,6 @@ log = structlog.get_logger("cxloop.staff_api")
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("5a0f9f7e-2f44-4a55-9b7c-8c1f0d2e3b64")
 _NOTE_MAX = 4000
-
-
-def authorised(rt: Runtime, request: Request) -> bool:
-    """True when the request carries the configured staff bearer token."""
-    expected = rt.settings.staff_token.get_secret_value()
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if not expected or scheme.lower() != "bearer" or not given:
-        return False
-    return hmac.compare_digest(given.strip().encode(), expected.encode())
 
 
 def task_json(task: FollowupTask) -> dict[str, object]:
@@ -46,23 +35,18 @@ def task_json(task: FollowupTask) -> dict[str, object]:
 
 
 def register(app: faust.App, rt: Runtime) -> None:
-    def unauthorised(view: CxView) -> Response:
-        return view.json(
-            {"error": "unauthorised"}, status=401, headers={"WWW-Authenticate": "Bearer"}
-        )
-
     @app.page("/api/tasks")
     class Tasks(CxView):
         """GET /api/tasks?status=open|contacted|resolved|closed → tasks, soonest due first."""
 
         async def get(self, request: Request) -> Response:
             if not authorised(rt, request):
-                return unauthorised(self)
+                return self.unauthorised()
             status = request.query.get("status") or None
             allowed = {"open", *(s.value for s in TaskStatus)}
             if status is not None and status not in allowed:
                 fields = {"status": f"must be one of {sorted(allowed)}"}
-                return self.json({"error": "validation_failed", "fields": fields}, status=422)
+                return self.invalid(fields)
             tasks = await rt.db_for_request(list_tasks, rt.engine, status)
             return self.json({"tasks": [task_json(t) for t in tasks]})
 
@@ -73,11 +57,11 @@ def register(app: faust.App, rt: Runtime) -> None:
         async def post(self, request: Request, task_id: str) -> Response:
             structlog.contextvars.clear_contextvars()
             if not authorised(rt, request):
-                return unauthorised(self)
+                return self.unauthorised()
             try:
                 body = json_object(await request.read())
             except BadJson as exc:
-                return self.json({"error": "bad_request", "detail": str(exc)}, status=400)
+                return self.bad_json(exc)
             fields: dict[str, str] = {}
             try:
                 action_type = ActionType(str(body.get("type")))
@@ -90,7 +74,7 @@ def register(app: faust.App, rt: Runtime) -> None:
             if not isinstance(actor, str) or not 0 < len(actor) <= 200:
                 fields["actor"] = "must be a non-empty string of at most 200 characters"
             if fields:
-                return self.json({"error": "validation_failed", "fields": fields}, status=422)
+                return self.invalid(fields)
             try:
                 task = await rt.db_for_request(get_task, rt.engine, task_id)
             except TaskNotFound:

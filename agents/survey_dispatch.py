@@ -10,7 +10,25 @@ from datetime import timedelta
 from agents.runtime import Runtime
 from models.call_list_store import phone_invitations
 from models.decision_store import InvitationInfo
+from models.reminder_store import ReminderInfo
 from streams.records import CallListEntry, SurveyInvitation
+
+
+def send_invitation(
+    rt: Runtime, info: InvitationInfo | ReminderInfo, reminder: int = 0
+) -> Awaitable[None]:
+    """Put an e-mail survey (*reminder* 0) or its n-th reminder on survey-invitations."""
+    record = SurveyInvitation(
+        invitation_id=info.invitation_id,
+        event_id=info.event_id,
+        customer_id=info.customer_id,
+        locale=info.locale,
+        created_at=info.created_at,
+        programme=info.programme,
+        template=info.template,
+        reminder=reminder,
+    )
+    return rt.send(rt.topics.survey_invitations, info.customer_id, record.to_bytes())
 
 
 async def dispatch_invitations(rt: Runtime, invitations: Iterable[InvitationInfo]) -> None:
@@ -39,16 +57,5 @@ async def dispatch_invitations(rt: Runtime, invitations: Iterable[InvitationInfo
                 )
                 sends.append(rt.send(rt.topics.call_list, row.customer_id, entry.to_bytes()))
             continue
-        record = SurveyInvitation(
-            invitation_id=invitation.invitation_id,
-            event_id=invitation.event_id,
-            customer_id=invitation.customer_id,
-            locale=invitation.locale,
-            created_at=invitation.created_at,
-            programme=invitation.programme,
-            template=invitation.template,
-        )
-        sends.append(
-            rt.send(rt.topics.survey_invitations, invitation.customer_id, record.to_bytes())
-        )
+        sends.append(send_invitation(rt, invitation))
     await asyncio.gather(*sends)

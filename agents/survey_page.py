@@ -11,7 +11,14 @@ from faust.web import Request, Response
 
 from agents.response_outbox import publish_or_defer
 from agents.runtime import Runtime
-from agents.web_helpers import BadJson, CxView, form_fields, json_object, preferred_locale
+from agents.web_helpers import (
+    BadJson,
+    CxView,
+    form_fields,
+    json_object,
+    link_token_hash,
+    preferred_locale,
+)
 from models.survey_content import survey_form_page, survey_message_page
 from models.survey_store import (
     AlreadyAnswered,
@@ -23,7 +30,6 @@ from models.survey_store import (
 from models.survey_templates import (
     DEFAULT_TEMPLATE,
     AnswerValue,
-    ParsedAnswers,
     SurveyTemplate,
     TemplateUnknown,
     headline,
@@ -31,7 +37,7 @@ from models.survey_templates import (
     parse_answers,
 )
 from models.tables import SurveyInvitation
-from models.tokens import hash_token, looks_like_token
+from models.tokens import hash_token
 
 log = structlog.get_logger("cxloop.survey_page")
 
@@ -40,12 +46,14 @@ _TOKEN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     TokenExpired: (410, "error_expired"),
     AlreadyAnswered: (409, "error_answered"),
 }
+_TOKEN_REFUSALS = tuple(_TOKEN_ERRORS)
 
 
 async def _open_invitation(rt: Runtime, token: str) -> SurveyInvitation:
-    if not looks_like_token(token):
+    token_hash = link_token_hash(token)
+    if token_hash is None:
         raise TokenUnknown("malformed")
-    return await rt.db_for_request(invitation_for_token, rt.engine, hash_token(token), rt.clock())
+    return await rt.db_for_request(invitation_for_token, rt.engine, token_hash, rt.clock())
 
 
 def _template_for(invitation: SurveyInvitation) -> SurveyTemplate:
@@ -97,26 +105,23 @@ def register(app: faust.App, rt: Runtime) -> None:
             structlog.contextvars.clear_contextvars()
             try:
                 invitation = await _open_invitation(rt, token)
-            except (TokenUnknown, TokenExpired, AlreadyAnswered) as exc:
+            except _TOKEN_REFUSALS as exc:
                 return self._message(request, exc)
-            return self.html(self._form(invitation, token))
+            return self.html(self._form(invitation, token, _template_for(invitation)))
 
         async def post(self, request: Request, token: str) -> Response:
             structlog.contextvars.clear_contextvars()
             try:
                 invitation = await _open_invitation(rt, token)
-            except (TokenUnknown, TokenExpired, AlreadyAnswered) as exc:
-                return self._message(request, exc)
-            template = _template_for(invitation)
-            form = form_fields(await request.post())
-            parsed = parse_answers(template, form, invitation.locale)
-            if not parsed.ok:
-                log.info("survey_answer_invalid", questions=sorted(parsed.codes))
-                page = self._form(invitation, token, values=form, errors=parsed.errors)
-                return self.html(page, status=422)
-            try:
+                template = _template_for(invitation)
+                form = form_fields(await request.post())
+                parsed = parse_answers(template, form, invitation.locale)
+                if not parsed.ok:
+                    log.info("survey_answer_invalid", questions=sorted(parsed.codes))
+                    page = self._form(invitation, token, template, form, parsed.errors)
+                    return self.html(page, status=422)
                 await _store_answer(rt, token, template, parsed.answers)
-            except (TokenUnknown, TokenExpired, AlreadyAnswered) as exc:
+            except _TOKEN_REFUSALS as exc:
                 return self._message(request, exc)
             page = survey_message_page(
                 locale=invitation.locale, title_key="thanks_title", message_key="thanks_body"
@@ -127,6 +132,7 @@ def register(app: faust.App, rt: Runtime) -> None:
             self,
             invitation: SurveyInvitation,
             token: str,
+            template: SurveyTemplate,
             values: Mapping[str, str | list[str]] | None = None,
             errors: Mapping[str, str] | None = None,
         ) -> str:
@@ -134,7 +140,7 @@ def register(app: faust.App, rt: Runtime) -> None:
                 locale=invitation.locale,
                 company=invitation.partner or invitation.product or rt.settings.company_name,
                 action=f"/s/{token}",
-                template=_template_for(invitation),
+                template=template,
                 values=values,
                 errors=errors,
             )
@@ -162,30 +168,24 @@ def register(app: faust.App, rt: Runtime) -> None:
             try:
                 body = json_object(await request.read())
             except BadJson as exc:
-                return self.json({"error": "bad_request", "detail": str(exc)}, status=400)
+                return self.bad_json(exc)
             token = body.get("token")
             if not isinstance(token, str) or not token:
-                return self._invalid({"token": "required: the token from the survey link"})
+                return self.invalid({"token": "required: the token from the survey link"})
             given = body["answers"] if "answers" in body else _flat_answers(body)
             if not isinstance(given, dict):
-                return self._invalid({"answers": "must be an object: question id → answer"})
+                return self.invalid({"answers": "must be an object: question id → answer"})
             try:
                 invitation = await _open_invitation(rt, token)
                 template = _template_for(invitation)
                 parsed = parse_answers(template, given)
                 if not parsed.ok:
-                    return self._invalid(parsed.errors, parsed)
+                    return self.invalid(parsed.errors, parsed.codes)
                 response_id = await _store_answer(rt, token, template, parsed.answers)
-            except (TokenUnknown, TokenExpired, AlreadyAnswered) as exc:
+            except _TOKEN_REFUSALS as exc:
                 status, key = _TOKEN_ERRORS[type(exc)]
                 return self.json({"error": key.removeprefix("error_")}, status=status)
             return self.json({"response_id": response_id}, status=201)
-
-        def _invalid(self, fields: dict[str, str], parsed: ParsedAnswers | None = None) -> Response:
-            body: dict[str, Any] = {"error": "validation_failed", "fields": fields}
-            if parsed is not None:
-                body["codes"] = parsed.codes
-            return self.json(body, status=422)
 
 
 def _flat_answers(body: Mapping[str, Any]) -> dict[str, Any]:

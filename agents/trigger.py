@@ -11,11 +11,11 @@ import faust
 import structlog
 
 from agents.consume import consume_batches
-from agents.dead_letters import send_to_dead_letters
+from agents.dead_letters import decode_or_dead_letter
 from agents.runtime import Runtime
 from agents.survey_dispatch import dispatch_invitations
 from agents.task_events import task_event
-from models.contact_events import ContactEvent, InvalidContactEvent, parse_contact_event
+from models.contact_events import InvalidContactEvent, parse_contact_event
 from models.decision_store import decide_contacts
 
 log = structlog.get_logger("cxloop.trigger")
@@ -24,12 +24,10 @@ log = structlog.get_logger("cxloop.trigger")
 async def handle_contacts(rt: Runtime, events: Sequence[faust.EventT[bytes]]) -> None:
     """Decode → plan, record and fire due surveys in SQL → send invitations and complaint
     tasks."""
-    contacts: list[ContactEvent] = []
-    for event in events:
-        try:
-            contacts.append(parse_contact_event(event.value))
-        except InvalidContactEvent as exc:
-            await send_to_dead_letters(rt, event, f"invalid contact event: {exc}")
+    decoded = await decode_or_dead_letter(
+        rt, events, parse_contact_event, "contact event", (InvalidContactEvent,)
+    )
+    contacts = [contact for _, contact in decoded]
     if not contacts:
         return
     results = await rt.db(

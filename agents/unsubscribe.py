@@ -21,9 +21,8 @@ from aiokafka.errors import KafkaError
 from faust.web import Request, Response
 
 from agents.runtime import Runtime
-from agents.web_helpers import CxView, preferred_locale
+from agents.web_helpers import CxView, link_token_hash, preferred_locale
 from models.consent_store import TokenHolder, customer_for_token
-from models.tokens import hash_token, looks_like_token
 from models.unsubscribe_pages import (
     unsubscribe_error_page,
     unsubscribe_form_page,
@@ -37,9 +36,10 @@ PUBLISH_PATIENCE_S = 10.0
 
 
 async def _holder(rt: Runtime, token: str) -> TokenHolder | None:
-    if not looks_like_token(token):
+    token_hash = link_token_hash(token)
+    if token_hash is None:
         return None
-    return await rt.db_for_request(customer_for_token, rt.engine, hash_token(token))
+    return await rt.db_for_request(customer_for_token, rt.engine, token_hash)
 
 
 async def publish_opt_out(rt: Runtime, holder: TokenHolder) -> ConsentChange:

@@ -1,14 +1,18 @@
-"""Small pieces the web views share: a base view, the caller's language and JSON bodies."""
+"""Small pieces the web views share: a base view, the caller's language, JSON bodies, the
+staff token and the survey link's token."""
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from faust.web import View
+from faust.web import Request, Response, View
 
-from agents.runtime import DatabaseUnavailable
+from agents.runtime import DatabaseUnavailable, Runtime
 from models.survey_content import FALLBACK_LOCALE, SUPPORTED_LOCALES
+from models.tokens import hash_token, looks_like_token
 
 
 def preferred_locale(accept_language: str | None) -> str:
@@ -36,6 +40,7 @@ class BadJson(ValueError):
 
 
 def json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object; BadJson if it is not one."""
     try:
         data = orjson.loads(body or b"")
     except orjson.JSONDecodeError as exc:
@@ -45,8 +50,29 @@ def json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
+def staff_token_ok(rt: Runtime, given: str) -> bool:
+    """True when *given* is the configured staff token (never when none is configured)."""
+    expected = rt.settings.staff_token.get_secret_value()
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def authorised(rt: Runtime, request: Request) -> bool:
+    """True when the request carries the configured staff bearer token."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and staff_token_ok(rt, given.strip())
+
+
+def link_token_hash(token: str) -> str | None:
+    """The stored hash of a survey link's token (/s/ and /u/); None when *token* cannot be
+    one, so a malformed link costs no database look-up."""
+    return hash_token(token) if looks_like_token(token) else None
+
+
 class CxView(View):
-    """A view that answers 503 (Retry-After) when the database does not answer in time."""
+    """A view that answers 503 (Retry-After) when the database does not answer in time, with
+    the JSON error answers the APIs share."""
 
     async def dispatch(self, request: Any) -> Any:
         try:
@@ -55,3 +81,22 @@ class CxView(View):
             return self.json(
                 {"error": "database_unavailable"}, status=503, headers={"Retry-After": "5"}
             )
+
+    def unauthorised(self) -> Response:
+        """401: no or the wrong staff bearer token."""
+        return self.json(
+            {"error": "unauthorised"}, status=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    def bad_json(self, exc: BadJson) -> Response:
+        """400: the body is not a JSON object."""
+        return self.json({"error": "bad_request", "detail": str(exc)}, status=400)
+
+    def invalid(
+        self, fields: Mapping[str, str], codes: Mapping[str, str] | None = None
+    ) -> Response:
+        """422 with a message per field, and a stable code per field when there are codes."""
+        body: dict[str, Any] = {"error": "validation_failed", "fields": fields}
+        if codes is not None:
+            body["codes"] = codes
+        return self.json(body, status=422)
