@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,10 @@ import orjson
 import pytest
 
 from agents.runtime import Runtime
+from models.contact_events import parse_contact_event
 from models.database import create_schema, make_engine
+from models.decision_store import InvitationInfo, decide_contact
+from models.rules import load_rules
 from streams.app import create_app
 from streams.settings import Settings
 from streams.topics import declare_topics
@@ -89,6 +92,22 @@ def contact(n: int | str, customer: str = "C-1", **overrides: Any) -> bytes:
     }
     event.update(overrides)
     return orjson.dumps(event)
+
+
+def decided_invitation(
+    h: Harness, n: int, customer: str = "C-1", at: datetime = NOW
+) -> InvitationInfo:
+    """Contact event *n* decided at *at* with the shipped rules (decision and invitation rows
+    in SQL, as the trigger leaves them); the invitation it led to."""
+    result = decide_contact(
+        h.rt.engine,
+        parse_contact_event(contact(n, customer=customer)),
+        at,
+        load_rules(),
+        timedelta(hours=48),
+    )
+    assert result.invitation is not None
+    return result.invitation
 
 
 async def settled(h: Harness, check: Callable[[], bool], what: str, limit_s: float = 5.0) -> None:

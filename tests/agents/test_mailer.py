@@ -23,14 +23,11 @@ from agents import mailer, smtp_sender
 from agents.smtp_sender import SmtpSender
 from models.consent import Consent
 from models.consent_store import record_consents
-from models.contact_events import parse_contact_event
 from models.database import transaction
-from models.decision_store import decide_contact
-from models.rules import load_rules
 from models.tables import SurveyInvitation as InvitationRow
 from models.tokens import hash_token
 from streams import records
-from tests.agents.conftest import NOW, Harness, contact, settled
+from tests.agents.conftest import NOW, Harness, decided_invitation, settled
 
 LINK = re.compile(r"https://survey\.example\.test/s/([A-Za-z0-9_-]+)")
 
@@ -133,15 +130,7 @@ def mailer_harness(
 
 def invite(h: Harness, n: int, customer: str = "C-1") -> tuple[str, bytes]:
     """Decide contact event *n* (decision + invitation rows); its id and the invitation message."""
-    result = decide_contact(
-        h.rt.engine,
-        parse_contact_event(contact(n, customer=customer)),
-        NOW,
-        load_rules(),
-        timedelta(hours=48),
-    )
-    row = result.invitation
-    assert row is not None
+    row = decided_invitation(h, n, customer=customer)
     message = records.SurveyInvitation(
         invitation_id=row.invitation_id,
         event_id=row.event_id,
@@ -167,6 +156,17 @@ def status_of(h: Harness, invitation_id: str) -> str:
                 {"i": invitation_id},
             ).scalar_one()
         )
+
+
+async def mail_then_a_second_customer(h: Harness, *values: bytes) -> None:
+    """Put *values* (C-1's) into the mailer, then a fresh invitation for C-2, and wait until
+    that one is sent: by then the mailer is done with C-1's."""
+    nxt, other = invite(h, 2, customer="C-2")
+    async with h.agent("mailer").test_context() as agent:
+        for value in values:
+            await agent.put(value, key=b"C-1")
+        await agent.put(other, key=b"C-2")
+        await settled(h, lambda: status_of(h, nxt) == "sent", "the next invitation sent")
 
 
 def only_token(message: EmailMessage) -> str:
@@ -209,12 +209,8 @@ async def test_the_same_invitation_twice_is_mailed_once(
 ) -> None:
     h = mailer_harness()
     first, value = invite(h, 1)
-    second, other = invite(h, 2, customer="C-2")
-    async with h.agent("mailer").test_context() as agent:
-        await agent.put(value, key=b"C-1")
-        await agent.put(value, key=b"C-1")  # redelivered
-        await agent.put(other, key=b"C-2")  # processed after the redelivery
-        await settled(h, lambda: status_of(h, second) == "sent", "the next invitation sent")
+    # Redelivered; C-2's invitation is processed after the redelivery.
+    await mail_then_a_second_customer(h, value, value)
     # Mails of one batch go out over several connections: no order between customers.
     received = sorted(smtp.handler.received, key=lambda m: m.rcpt_tos)
     assert [m.rcpt_tos for m in received] == [["c-1@example.nl"], ["c-2@example.nl"]]
@@ -240,11 +236,7 @@ async def test_an_interrupted_send_is_not_mailed_again(
     h = mailer_harness()
     interrupted, value = invite(h, 1)
     interrupt_mid_send(h, interrupted)
-    nxt, other = invite(h, 2, customer="C-2")
-    async with h.agent("mailer").test_context() as agent:
-        await agent.put(value, key=b"C-1")
-        await agent.put(other, key=b"C-2")
-        await settled(h, lambda: status_of(h, nxt) == "sent", "the next invitation sent")
+    await mail_then_a_second_customer(h, value)
     assert [m.rcpt_tos for m in smtp.handler.received] == [["c-2@example.nl"]]
     assert smtp.handler.attempts_for("c-1@example.nl") == 0
     row = invitation(h, interrupted)
@@ -259,11 +251,7 @@ async def test_an_interrupted_send_is_recorded_as_unknown(
     h = mailer_harness()
     interrupted, value = invite(h, 1)
     interrupt_mid_send(h, interrupted)
-    nxt, other = invite(h, 2, customer="C-2")
-    async with h.agent("mailer").test_context() as agent:
-        await agent.put(value, key=b"C-1")
-        await agent.put(other, key=b"C-2")
-        await settled(h, lambda: status_of(h, nxt) == "sent", "the next invitation sent")
+    await mail_then_a_second_customer(h, value)
     row = invitation(h, interrupted)
     assert row.delivery_status == "unknown"
     assert row.delivery_error is not None
@@ -278,11 +266,7 @@ async def test_a_refused_recipient_fails_for_good_without_retry(
     ] * 3
     h = mailer_harness(smtp_backoff_max_s=0.05)
     refused, value = invite(h, 1)
-    nxt, other = invite(h, 2, customer="C-2")
-    async with h.agent("mailer").test_context() as agent:
-        await agent.put(value, key=b"C-1")
-        await agent.put(other, key=b"C-2")
-        await settled(h, lambda: status_of(h, nxt) == "sent", "the next invitation sent")
+    await mail_then_a_second_customer(h, value)
     assert smtp.handler.attempts_for("c-1@example.nl") == 1
     assert [m.rcpt_tos for m in smtp.handler.received] == [["c-2@example.nl"]]
     row = invitation(h, refused)
@@ -340,12 +324,8 @@ async def test_an_invalid_invitation_is_dead_lettered_and_not_mailed(
     mailer_harness: Callable[..., Harness], smtp: SmtpServer
 ) -> None:
     h = mailer_harness()
-    nxt, other = invite(h, 2, customer="C-2")
     bad = b'{"invitation_id": "x", "customer_id": "C-1"}'
-    async with h.agent("mailer").test_context() as agent:
-        await agent.put(bad, key=b"C-1")
-        await agent.put(other, key=b"C-2")
-        await settled(h, lambda: status_of(h, nxt) == "sent", "the next invitation sent")
+    await mail_then_a_second_customer(h, bad)
     letters = h.sent_to("dead-letters")
     assert len(letters) == 1
     assert letters[0]["reason"].startswith("invalid survey invitation:")
@@ -403,11 +383,7 @@ async def test_an_opted_out_customer_is_cancelled_and_not_mailed(
     h = mailer_harness()
     out, value = invite(h, 1)
     opt_out(h, "C-1", channel)  # after the decision, before the send
-    nxt, other = invite(h, 2, customer="C-2")
-    async with h.agent("mailer").test_context() as agent:
-        await agent.put(value, key=b"C-1")
-        await agent.put(other, key=b"C-2")
-        await settled(h, lambda: status_of(h, nxt) == "sent", "the next invitation sent")
+    await mail_then_a_second_customer(h, value)
     assert smtp.handler.attempts_for("c-1@example.nl") == 0
     assert [m.rcpt_tos for m in smtp.handler.received] == [["c-2@example.nl"]]
     row = invitation(h, out)

@@ -10,15 +10,12 @@ import orjson
 import pytest
 
 from agents import scoring
-from models.contact_events import parse_contact_event
 from models.database import transaction
-from models.decision_store import decide_contact
-from models.rules import load_rules
 from models.survey_store import claim_delivery, finish_delivery, record_response
 from models.tables import SurveyResponse as ResponseRow
 from models.tokens import hash_token
 from streams import records
-from tests.agents.conftest import NOW, Harness, contact, settled
+from tests.agents.conftest import NOW, Harness, decided_invitation, settled
 
 SUBMITTED = NOW - timedelta(minutes=5)
 
@@ -28,15 +25,7 @@ def answered(
 ) -> tuple[str, bytes]:
     """An answer stored the way the survey page stores it; its id and its SurveyResponse."""
     engine = h.rt.engine
-    result = decide_contact(
-        engine,
-        parse_contact_event(contact(n, customer=customer)),
-        NOW - timedelta(hours=1),
-        load_rules(),
-        timedelta(hours=48),
-    )
-    assert result.invitation is not None
-    invitation_id = result.invitation.invitation_id
+    invitation_id = decided_invitation(h, n, customer, NOW - timedelta(hours=1)).invitation_id
     token_hash = hash_token(f"token-{n}-{'x' * 30}")
     claim_delivery(engine, invitation_id, token_hash, NOW - timedelta(hours=1), timedelta(days=30))
     finish_delivery(engine, invitation_id, "sent", NOW - timedelta(hours=1))

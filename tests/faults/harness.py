@@ -47,6 +47,7 @@ from streams.topics import (
     SURVEY_RESPONSES,
 )
 from tests.conftest import wait_for
+from tests.kafka_reading import read_from_start
 
 T = TypeVar("T")
 
@@ -299,29 +300,10 @@ class KafkaIO:
         """Every message on *topics*, read from the start until nothing new for *quiet_s*."""
 
         async def read() -> list[Produced]:
-            consumer = AIOKafkaConsumer(
-                *topics,
-                bootstrap_servers=self.bootstrap,
-                auto_offset_reset="earliest",
-                enable_auto_commit=False,
-                group_id=None,
-                fetch_max_wait_ms=50,
+            records = await read_from_start(
+                self.bootstrap, topics, limit_s=timeout, quiet_s=quiet_s
             )
-            await consumer.start()
-            found: list[Produced] = []
-            try:
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + timeout
-                last_new = loop.time()
-                while loop.time() < deadline and loop.time() - last_new < quiet_s:
-                    batch = await consumer.getmany(timeout_ms=100)
-                    for records in batch.values():
-                        for r in records:
-                            found.append(Produced(r.topic, r.partition, r.offset, r.key, r.value))
-                        last_new = loop.time()
-            finally:
-                await consumer.stop()
-            return found
+            return [Produced(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
 
         return self.run(read(), timeout=timeout + 30)
 

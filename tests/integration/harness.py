@@ -11,6 +11,8 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -19,11 +21,12 @@ from typing import Any
 
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import Engine, text
 
 from models.database import make_engine
 from tests.conftest import wait_for
+from tests.kafka_reading import read_from_start
 
 
 def free_port() -> int:
@@ -201,32 +204,40 @@ class RunningLoop:
 
     def topic_messages(self, topic: str, expect: int, timeout: float = 10.0) -> list[Any]:
         """Read *topic* from the start until *expect* messages (or the deadline)."""
-
-        async def consume() -> list[Any]:
-            consumer = AIOKafkaConsumer(
-                topic,
-                bootstrap_servers=self.bootstrap,
-                auto_offset_reset="earliest",
-                enable_auto_commit=False,
-                group_id=None,
-                fetch_max_wait_ms=50,
-            )
-            await consumer.start()
-            found: list[Any] = []
-            try:
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + timeout
-                while len(found) < expect and loop.time() < deadline:
-                    batch = await consumer.getmany(timeout_ms=200)
-                    for records in batch.values():
-                        found.extend(records)
-            finally:
-                await consumer.stop()
-            return found
-
-        return asyncio.run(consume())
+        return asyncio.run(
+            read_from_start(self.bootstrap, [topic], limit_s=timeout, expect=expect, poll_ms=200)
+        )
 
     def staff(self) -> httpx.Client:
         return httpx.Client(
             base_url=self.web, headers={"Authorization": f"Bearer {self.staff_token}"}, timeout=10
         )
+
+
+@contextmanager
+def running_loop(
+    base: Path,
+    *,
+    database_url: str | None = None,
+    rules: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[RunningLoop]:
+    """A started `cxloop up` with its data in *base*, stopped on leaving.
+
+    The database is SQLite in *base* unless *database_url* is given; *rules*, if given, is
+    written to *base*/rules.toml and used as the rules file."""
+    extra_env = dict(env or {})
+    if rules is not None:
+        rules_file = base / "rules.toml"
+        rules_file.write_text(rules)
+        extra_env["CXLOOP_RULES_FILE"] = str(rules_file)
+    running = RunningLoop(
+        data_dir=base / "cxloop",
+        database_url=database_url or f"sqlite:///{base / 'cxloop.db'}",
+        extra_env=extra_env,
+    )
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -13,19 +13,15 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event
+from tests.integration.harness import RunningLoop, contact_event, running_loop
 
 ANNA = "c-1001@example.nl"
 
 
 @pytest.fixture
 def loop(tmp_path: Path, database_url: str) -> Iterator[RunningLoop]:
-    running = RunningLoop(data_dir=tmp_path / "cxloop", database_url=database_url)
-    running.start()
-    try:
+    with running_loop(tmp_path, database_url=database_url) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def answer(loop: RunningLoop, token: str, nps: str, comment: str = "") -> httpx.Response:
@@ -159,6 +155,11 @@ def test_duplicates_and_bad_input(loop: RunningLoop) -> None:
     assert loop.rows("SELECT count(*) FROM survey_decisions WHERE event_id = 'evt-dup'") == [(1,)]
     wait_for(lambda: loop.mails_to("c-2002@example.nl"), 15, "the duplicate's one mail")
     assert len(loop.mails_to("c-2002@example.nl")) == 1
+    # A second mail could still be on its way when the first arrives; one invitation can
+    # never be mailed twice, so this is what pins "one mail".
+    assert loop.rows("SELECT count(*) FROM survey_invitations WHERE customer_id = 'C-2002'") == [
+        (1,)
+    ]
 
 
 def test_no_survey_without_address_or_during_a_complaint(loop: RunningLoop) -> None:
@@ -183,6 +184,8 @@ def test_no_survey_without_address_or_during_a_complaint(loop: RunningLoop) -> N
     assert loop.rows("SELECT origin, priority, status FROM followup_tasks") == [
         ("complaint", 0, "open")
     ]
+    # The mailer may not have run yet, so no mail so far proves little: no invitation does.
+    assert loop.rows("SELECT count(*) FROM survey_invitations") == [(0,)]
     assert loop.mails() == []
 
 

@@ -20,7 +20,7 @@ from models.database import transaction
 from models.tables import SurveyInvitation as InvitationRow
 from streams.records import SurveyInvitation
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event
+from tests.integration.harness import RunningLoop, contact_event, running_loop
 
 CUSTOMER = "C-8008"
 ADDRESS = "c-8008@example.nl"
@@ -29,16 +29,9 @@ ADDRESS = "c-8008@example.nl"
 @pytest.fixture
 def loop(tmp_path: Path, database_url: str) -> Iterator[RunningLoop]:
     # No contact-frequency cap, so the second contact is surveyed (and then refused at send).
-    running = RunningLoop(
-        data_dir=tmp_path / "cxloop",
-        database_url=database_url,
-        extra_env={"CXLOOP_SURVEY_CAP_DAYS": "0"},
-    )
-    running.start()
-    try:
+    no_cap = {"CXLOOP_SURVEY_CAP_DAYS": "0"}
+    with running_loop(tmp_path, database_url=database_url, env=no_cap) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def topic_config(loop: RunningLoop, topic: str) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -21,21 +22,12 @@ from models.consent_store import (
 from models.database import transaction
 from models.survey_store import claim_deliveries
 from models.tables import SurveyInvitation
+from tests.consent_changes import consent_change
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
-def change(
-    n: int, channel: str = "email", status: str = "opted_out", at: int = 0, customer: str = "C-1"
-) -> Consent:
-    return Consent(
-        consent_id=f"c-{n}",
-        customer_id=customer,
-        channel=channel,
-        status=status,
-        changed_at=NOW - timedelta(days=1) + timedelta(minutes=at),
-        source="preference_centre",
-    )
+change = partial(consent_change, since=NOW - timedelta(days=1), source="preference_centre")
 
 
 def stored(engine: Engine) -> list[tuple[Any, ...]]:

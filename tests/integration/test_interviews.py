@@ -14,7 +14,7 @@ import pytest
 
 from models.interview_sessions import COOKIE_NAME
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event
+from tests.integration.harness import RunningLoop, contact_event, running_loop
 
 RULES = """
 version = "phone-e2e-1"
@@ -42,19 +42,8 @@ PHONE = "+31 6 1234 5678"
 
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLoop]:
-    base = tmp_path_factory.mktemp("interviews")
-    rules = base / "rules.toml"
-    rules.write_text(RULES)
-    running = RunningLoop(
-        data_dir=base / "cxloop",
-        database_url=f"sqlite:///{base / 'cxloop.db'}",
-        extra_env={"CXLOOP_RULES_FILE": str(rules)},
-    )
-    running.start()
-    try:
+    with running_loop(tmp_path_factory.mktemp("interviews"), rules=RULES) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def on_call_list(loop: RunningLoop, customer: str) -> dict[str, object]:

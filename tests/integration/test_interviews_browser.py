@@ -11,25 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event
+from tests.integration.harness import RunningLoop, contact_event, running_loop
 from tests.integration.test_interviews import RULES
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE = "+31 6 2222 3333"
 NPS_QUESTION = (
     "Hoe waarschijnlijk is het dat u CBG Connect zou aanbevelen aan een collega of vriend?"
@@ -38,37 +27,9 @@ REASON_QUESTION = "Wat is de belangrijkste reden voor uw score? (optioneel)"
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's browser with "
-            "`apt-get update && apt-get install -y chromium` (do not run `playwright install`)."
-        )
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture(scope="module")
 def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLoop]:
-    base = tmp_path_factory.mktemp("interviews-browser")
-    rules = base / "rules.toml"
-    rules.write_text(RULES)
-    running = RunningLoop(
-        data_dir=base / "cxloop",
-        database_url=f"sqlite:///{base}/cx.db",
-        extra_env={"CXLOOP_RULES_FILE": str(rules)},
-    )
-    running.start()
-    try:
+    with running_loop(tmp_path_factory.mktemp("interviews-browser"), rules=RULES) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

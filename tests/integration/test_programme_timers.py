@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event
+from tests.integration.harness import RunningLoop, contact_event, running_loop
 
 RULES = """
 version = "timers-e2e-1"
@@ -55,18 +55,8 @@ cancel_on = ["cancellation"]
 
 @pytest.fixture
 def loop(tmp_path: Path) -> Iterator[RunningLoop]:
-    rules = tmp_path / "rules.toml"
-    rules.write_text(RULES)
-    running = RunningLoop(
-        data_dir=tmp_path / "cxloop",
-        database_url=f"sqlite:///{tmp_path / 'cxloop.db'}",
-        extra_env={"CXLOOP_RULES_FILE": str(rules)},
-    )
-    running.start()
-    try:
+    with running_loop(tmp_path, rules=RULES) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def reasons(loop: RunningLoop, customer: str) -> list[tuple[str, str, str]]:

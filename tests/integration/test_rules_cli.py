@@ -24,38 +24,13 @@ from models.decision_store import decide_contacts, fire_due_timers, next_due_at
 from models.rules import Rules, load_rules
 from models.tables import SurveyResponse
 from streams.settings import get_settings
+from tests.contact_data import contact, event_data
 
 RULE_SETS = Path(str(files("models").joinpath("rule_sets")))
 DEMO = load_rules()
 EXAMPLE = load_rules(RULE_SETS / "example.toml")
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 TASK_DUE = timedelta(hours=48)
-
-
-def event_data(
-    event_id: str,
-    kind: str,
-    at: datetime,
-    customer: str = "C-1",
-    case_id: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "event_id": event_id,
-        "occurred_at": at.isoformat(),
-        "kind": kind,
-        "channel": "phone",
-        "customer": {
-            "id": customer,
-            "email": f"{customer.lower()}@example.nl",
-            "phone": "+31 20 123 4567",
-            "name": "Anna de Vries",
-        },
-        "case_id": case_id,
-    }
-
-
-def contact(*args: Any, **kwargs: Any) -> ContactEvent:
-    return ContactEvent.model_validate(event_data(*args, **kwargs))
 
 
 @pytest.fixture

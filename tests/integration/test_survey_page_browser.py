@@ -27,23 +27,12 @@ from playwright.sync_api import (
     Page,
     Response,
     expect,
-    sync_playwright,
 )
 from sqlalchemy import text
 
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event
+from tests.integration.harness import RunningLoop, contact_event, running_loop
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE = {"width": 390, "height": 844}
 DUTCH_QUESTION = (
     "Hoe waarschijnlijk is het dat u CBG Connect zou aanbevelen aan een collega of vriend?"
@@ -54,31 +43,9 @@ MIN_TARGET_WIDTH_PX = 24  # WCAG 2.2 target size (minimum), so 0..10 fit on one 
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's browser with "
-            "`apt-get update && apt-get install -y chromium` (do not run `playwright install`)."
-        )
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture(scope="module")
 def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLoop]:
-    base = tmp_path_factory.mktemp("browser-loop")
-    running = RunningLoop(data_dir=base / "cxloop", database_url=f"sqlite:///{base}/cx.db")
-    running.start()
-    try:
+    with running_loop(tmp_path_factory.mktemp("browser-loop")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from models.survey_store import record_response, unpublished_responses
 from models.tables import SurveyInvitation, SurveyResponse
 from models.tokens import hash_token
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event
+from tests.integration.harness import RunningLoop, contact_event, running_loop
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 ANSWERS = {
@@ -95,13 +95,8 @@ def test_a_response_without_answers_stores_an_empty_object(engine: Engine) -> No
 
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLoop]:
-    base = tmp_path_factory.mktemp("templates-loop")
-    running = RunningLoop(data_dir=base / "cxloop", database_url=f"sqlite:///{base}/cx.db")
-    running.start()
-    try:
+    with running_loop(tmp_path_factory.mktemp("templates-loop")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def surveyed(loop: RunningLoop, customer: str, template: str) -> tuple[EmailMessage, str]:

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.backtest import Forecast, backtest, read_input
-from models.contact_events import ContactEvent
 from models.eligibility import Reason
 from models.rules import Rules, approx_timedelta, load_rules, parse_rules
+from tests.contact_data import contact, event_data
 
 AMS = ZoneInfo("Europe/Amsterdam")
 MONDAY = datetime(2026, 3, 2, 9, 0, tzinfo=AMS)  # before the spring DST change: UTC+1
@@ -25,26 +25,19 @@ DEMO = load_rules()
 EXAMPLE = load_rules(Path(str(files("models").joinpath("rule_sets", "example.toml"))))
 
 
-def event_data(
-    event_id: str,
-    kind: str,
-    at: datetime,
-    customer: str = "C-1",
-    case_id: str | None = None,
-    email: str | None = "anna@example.nl",
-) -> dict[str, Any]:
-    return {
-        "event_id": event_id,
-        "occurred_at": at.isoformat(),
-        "kind": kind,
-        "channel": "phone",
-        "customer": {"id": customer, "email": email, "phone": "+31 20 123 4567", "name": "Anna"},
-        "case_id": case_id,
-    }
-
-
-def contact(*args: Any, **kwargs: Any) -> ContactEvent:
-    return ContactEvent.model_validate(event_data(*args, **kwargs))
+# The "customers" part of a forecast over one customer's contacts.
+ONE_CUSTOMER_SURVEYED_ONCE = {
+    "seen": 1,
+    "surveyed": 1,
+    "reach": 1.0,
+    "surveys_per_customer": {"0": 0, "1": 1, "2": 0, "3+": 0},
+}
+ONE_CUSTOMER_NOT_SURVEYED = {
+    "seen": 1,
+    "surveyed": 0,
+    "reach": 0.0,
+    "surveys_per_customer": {"0": 1, "1": 0, "2": 0, "3+": 0},
+}
 
 
 def summary(f: Forecast) -> dict[str, Any]:
@@ -63,12 +56,7 @@ def test_three_purchases_in_a_week_survey_once() -> None:
     assert summary(forecast) == {
         "surveys_per_week": {"transactional": {"2026-W10": 1}},
         "reasons": {"transactional": {"recently_surveyed": 2, "surveyed": 1}},
-        "customers": {
-            "seen": 1,
-            "surveyed": 1,
-            "reach": 1.0,
-            "surveys_per_customer": {"0": 0, "1": 1, "2": 0, "3+": 0},
-        },
+        "customers": ONE_CUSTOMER_SURVEYED_ONCE,
     }
     assert forecast.rules_version == DEMO.label
     assert forecast.until == events[-1].occurred_at + timedelta(days=60)
@@ -83,12 +71,7 @@ def test_a_support_episode_is_surveyed_once_after_its_last_contact() -> None:
     assert summary(forecast) == {
         "surveys_per_week": {"support": {"2026-W10": 1}},
         "reasons": {"support": {"superseded": 2, "surveyed": 1}},
-        "customers": {
-            "seen": 1,
-            "surveyed": 1,
-            "reach": 1.0,
-            "surveys_per_customer": {"0": 0, "1": 1, "2": 0, "3+": 0},
-        },
+        "customers": ONE_CUSTOMER_SURVEYED_ONCE,
     }
     # Due Wednesday 08:00, before the 09:00 send window opens: deferred, then sent at 09:00.
     (survey,) = [r for r in forecast.resolutions if r.reason is Reason.SURVEYED]
@@ -107,12 +90,7 @@ def test_a_cancellation_within_the_month_cancels_the_relationship_survey() -> No
     assert summary(forecast) == {
         "surveys_per_week": {},
         "reasons": {"relationship": {"cancelled": 1}, "-": {"no_programme": 1}},
-        "customers": {
-            "seen": 1,
-            "surveyed": 0,
-            "reach": 0.0,
-            "surveys_per_customer": {"0": 1, "1": 0, "2": 0, "3+": 0},
-        },
+        "customers": ONE_CUSTOMER_NOT_SURVEYED,
     }
 
 
@@ -186,7 +164,7 @@ def test_events_after_until_are_not_replayed() -> None:
 
 def test_no_address_and_no_programme_are_counted() -> None:
     events = [
-        contact("p1", "purchase", MONDAY, email=None),
+        contact("p1", "purchase", MONDAY, with_email=False),
         contact("x1", "cancellation", MONDAY + timedelta(hours=1)),
     ]
     assert backtest(DEMO, events).reasons == {
@@ -322,7 +300,7 @@ def test_no_survey_within_the_cap_and_no_cancelled_survey(
     ]
     forecast = backtest(rules, events)
     cap = approx_timedelta(rules.cap)
-    overrides = {p.name for p in rules.programmes if p.cap_days_looser}
+    overrides = {p.name for p in rules.programmes if p.override_global_cap}
     surveys = sorted(
         (r for r in forecast.resolutions if r.reason is Reason.SURVEYED), key=lambda r: r.at
     )

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
 from models.consent import Consent, is_opted_out, latest_per_key
+from tests.consent_changes import consent_change
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
-def change(
-    n: int, channel: str = "email", status: str = "opted_out", at: int = 0, customer: str = "C-1"
-) -> Consent:
-    return Consent(
-        consent_id=f"c-{n}",
-        customer_id=customer,
-        channel=channel,
-        status=status,
-        changed_at=T0 + timedelta(minutes=at),
-        source="api",
-    )
+change = partial(consent_change, since=T0, source="api")
 
 
 def test_no_changes_means_not_opted_out() -> None:
