@@ -39,7 +39,7 @@ $(SETUP_STAMP): $(VENV_PY) pyproject.toml
 	@touch $@
 
 up: setup
-	$(VENV)/bin/cxloop up --data-dir ./cxloop-data --emit examples/contact-event.jsonl
+	$(VENV)/bin/cxloop up --data-dir ./cxloop-data --emit examples/contact-event.jsonl --now
 
 # Throughput, latency, sizes and scale-out against targets; see tests/benchmarks/README.md.
 # PostgreSQL: CXLOOP_BENCH_POSTGRES_URL, else CXLOOP_TEST_POSTGRES_URL, else a throwaway cluster.

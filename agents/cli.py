@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -83,6 +84,7 @@ def up(
         Path | None,
         typer.Option("--rules", help="Survey rules file (TOML; default: the demo rules)."),
     ] = None,
+    now: Annotated[bool, typer.Option("--now", help=NOW_HELP)] = False,
 ) -> None:
     """Start the embedded broker, a local SMTP server and a worker; stop them all on Ctrl-C."""
     data_dir = data_dir.resolve()
@@ -116,7 +118,7 @@ def up(
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from None
         if emit_file is not None:
-            _emit_on_start(app, runtime, _read_lines(str(emit_file)))
+            _emit_on_start(app, runtime, _read_lines(str(emit_file), now))
         create_schema(runtime.engine)
         _print_welcome(settings, data_dir, broker.bootstrap)
         run_worker(app, settings)
@@ -183,18 +185,39 @@ def emit(
         str | None, typer.Option(help="Kafka bootstrap servers (default: CXLOOP_KAFKA_BOOTSTRAP).")
     ] = None,
     topic: Annotated[str, typer.Option(help="Topic to produce to.")] = CONTACT_EVENTS,
+    now: Annotated[bool, typer.Option("--now", help=NOW_HELP)] = False,
 ) -> None:
     """Produce contact events, one JSON object per line, keyed by customer id."""
-    lines = _read_lines(file)
+    lines = _read_lines(file, now)
     servers = bootstrap or get_settings().kafka_bootstrap
     sent = asyncio.run(_produce(servers, topic, lines))
     typer.echo(f"sent {sent} event(s) to {topic}", err=True)
 
 
-def _read_lines(file: str) -> list[bytes]:
+NOW_HELP = (
+    "Set each event's occurred_at to the current time (example files: the rules count "
+    "delays and expiry from when a contact happened)."
+)
+
+
+def _read_lines(file: str, now: bool = False) -> list[bytes]:
     source = sys.stdin.buffer if file == "-" else Path(file).open("rb")  # noqa: SIM115
     with source:
-        return [line.rstrip(b"\r\n") for line in source if line.strip()]
+        lines = [line.rstrip(b"\r\n") for line in source if line.strip()]
+    return [stamped_now(line) for line in lines] if now else lines
+
+
+def stamped_now(line: bytes) -> bytes:
+    """*line* with occurred_at set to now; a line that is not a JSON object stays as it is
+    (it is sent on, to be dead-lettered like any bad input)."""
+    try:
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return line
+    if not isinstance(data, dict):
+        return line
+    data["occurred_at"] = datetime.now(UTC).isoformat()
+    return orjson.dumps(data)
 
 
 def _emit_on_start(app: CxApp, runtime: Runtime, lines: list[bytes]) -> None:
