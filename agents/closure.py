@@ -1,16 +1,19 @@
-"""closure: record staff actions on tasks; a task closes when the customer is informed."""
+"""closure: record staff actions on tasks and move them through their lifecycle; a task
+closes once the customer was told what was done and a root cause is recorded. A closed
+task publishes a followup_closed contact, which the survey rules may turn into a recovery
+survey."""
 
 from __future__ import annotations
 
 import faust
+import orjson
 import structlog
 
 from agents.consume import consume
 from agents.dead_letters import send_to_dead_letters
 from agents.runtime import Runtime
-from agents.task_events import task_event
-from models.followup import ActionType, TaskClosed
-from models.task_store import TaskNotFound, apply_action
+from models.followup import ActionType, InvalidTransition, TaskClosed, TaskStatus
+from models.task_store import ActionRefused, TaskNotFound, apply_action, recovery_event
 from streams.records import FollowupAction
 
 log = structlog.get_logger("cxloop.closure")
@@ -30,21 +33,31 @@ async def handle_action(rt: Runtime, event: faust.EventT[bytes]) -> None:
         result = await rt.db(
             apply_action,
             rt.engine,
+            rt.followup,
             action.action_id,
             action.task_id,
             action_type,
             action.note,
             action.actor,
             rt.clock(),
+            action.details,
         )
-    except (TaskNotFound, TaskClosed) as exc:
+    except (TaskNotFound, TaskClosed, InvalidTransition, ActionRefused) as exc:
         await send_to_dead_letters(rt, event, f"follow-up action not applicable: {exc!r}")
         return
     task = result.task
-    kind = "task_closed" if task.status == "closed" else "task_action_recorded"
-    update = task_event(kind, task, result.action.recorded_at, action_type=action_type.value)
-    await rt.send(rt.topics.followup_tasks, task.customer_id, update.to_bytes())
-    log.info(kind, action_type=action_type.value, status=task.status, replay=not result.fresh)
+    rt.task_events_waiting.set()
+    if task.status == TaskStatus.CLOSED:
+        # Again on a replay: the contact event id is stable, so the trigger decides once.
+        contact = recovery_event(task, rt.clock())
+        if contact is not None:
+            await rt.send(rt.topics.contact_events, task.customer_id, orjson.dumps(contact))
+    log.info(
+        "task_action_recorded",
+        action_type=action_type.value,
+        status=task.status,
+        replay=not result.fresh,
+    )
 
 
 def register(app: faust.App, rt: Runtime) -> None:

@@ -1,10 +1,9 @@
-"""followup: every detractor gets a task, once, on followup-tasks keyed by customer."""
+"""followup: answers that call for it open a task, once; its events go to followup-tasks
+through the task outbox. Answers to a recovery survey are recorded on the task they follow."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from datetime import timedelta
 
 import faust
 import structlog
@@ -12,42 +11,36 @@ import structlog
 from agents.consume import consume_batches
 from agents.dead_letters import decode_or_dead_letter
 from agents.runtime import Runtime
-from agents.task_events import task_event
-from models.followup import NewTask, task_for_answer
-from models.task_store import open_tasks
+from models.task_store import ScoredAnswer, open_tasks_for_answers
 from streams.records import ScoredResponse
 
 log = structlog.get_logger("cxloop.followup")
 
 
 async def handle_scored(rt: Runtime, events: Sequence[faust.EventT[bytes]]) -> None:
-    due = timedelta(hours=rt.settings.followup_due_hours)
-    wanted: list[tuple[str, NewTask]] = []
     decoded = await decode_or_dead_letter(rt, events, ScoredResponse.from_bytes, "scored response")
-    for _, scored in decoded:
-        new = task_for_answer(
-            scored.response_id, scored.nps, scored.nps_category, scored.submitted_at, due
+    answers = [
+        ScoredAnswer(
+            response_id=s.response_id,
+            invitation_id=s.invitation_id,
+            customer_id=s.customer_id,
+            submitted_at=s.submitted_at,
+            nps=s.nps,
+            csat=s.csat,
+            ces=s.ces,
         )
-        if new is not None:
-            wanted.append((scored.customer_id, new))
-    if not wanted:
+        for _, s in decoded
+    ]
+    if not answers:
         return
-    stored = await rt.db(open_tasks, rt.engine, wanted)
-    await asyncio.gather(
-        *(
-            rt.send(
-                rt.topics.followup_tasks,
-                task.customer_id,
-                task_event("task_opened", task, task.opened_at).to_bytes(),
-            )
-            for task, _new in stored
-        )
+    stored, recovered = await rt.db(
+        open_tasks_for_answers, rt.engine, rt.followup, answers, rt.clock()
     )
-    log.info(
-        "tasks_opened",
-        opened=sum(new for _, new in stored),
-        replays=sum(not new for _, new in stored),
-    )
+    opened = sum(new for _, new in stored)
+    if opened:
+        rt.task_events_waiting.set()
+    if stored or recovered:
+        log.info("tasks_opened", opened=opened, replays=len(stored) - opened, recovered=recovered)
 
 
 def register(app: faust.App, rt: Runtime) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import faust
@@ -13,6 +14,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from models.followup_rules import FollowupRules, load_followup_rules
 from models.rules import Rules, load_rules
 from streams.settings import Settings
 from streams.topics import Topics
@@ -55,6 +57,9 @@ class Runtime:
     clock: Callable[[], datetime] = field(default=utc_now)
     send: Sender = field(default=publish)
     raise_on_bug: bool = False
+    followup: FollowupRules = field(default_factory=load_followup_rules)
+    # Set when a task event was stored, so the relay publishes it without waiting a tick.
+    task_events_waiting: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a blocking store function off the event loop; retry while the database is
@@ -88,6 +93,28 @@ class Runtime:
 def _is_transient(exc: DBAPIError) -> bool:
     # Connection loss and lock time-outs pass; constraint and programming errors do not.
     return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
+
+
+class OffsetClock:
+    """The real clock plus a number of seconds read from a file (re-read when the file
+    changes): rehearsals and tests move a running worker days ahead to watch SLA steps and
+    survey timers fire, without touching the machine's clock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        try:
+            stat = self.path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            if stamp != self._stamp:
+                self._offset = timedelta(seconds=float(self.path.read_text().strip() or 0))
+                self._stamp = stamp
+        except (OSError, ValueError):
+            pass  # keep the last good offset
+        return utc_now() + self._offset
 
 
 def bind_event(agent: str, event: faust.EventT[bytes]) -> None:

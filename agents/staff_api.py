@@ -5,14 +5,15 @@ from __future__ import annotations
 import uuid
 
 import faust
+import orjson
 import structlog
 from faust.web import Request, Response
 
 from agents.runtime import Runtime
 from agents.web_helpers import BadJson, CxView, authorised, json_object
-from models.followup import ActionType, TaskStatus
+from models.followup import FINAL_STATUSES, ActionType, TaskStatus, allowed_actions
 from models.tables import FollowupTask
-from models.task_store import TaskNotFound, get_task, list_tasks
+from models.task_store import TaskFilter, TaskNotFound, get_task, list_tasks
 from streams.records import FollowupAction
 
 log = structlog.get_logger("cxloop.staff_api")
@@ -34,6 +35,10 @@ def task_json(task: FollowupTask) -> dict[str, object]:
     }
 
 
+def _allowed_from(action: ActionType) -> set[TaskStatus]:
+    return {s for s in TaskStatus if action in allowed_actions(s)}
+
+
 def register(app: faust.App, rt: Runtime) -> None:
     @app.page("/api/tasks")
     class Tasks(CxView):
@@ -43,11 +48,11 @@ def register(app: faust.App, rt: Runtime) -> None:
             if not authorised(rt, request):
                 return self.unauthorised()
             status = request.query.get("status") or None
-            allowed = {"open", *(s.value for s in TaskStatus)}
+            allowed = {"active", *(s.value for s in TaskStatus)}
             if status is not None and status not in allowed:
                 fields = {"status": f"must be one of {sorted(allowed)}"}
                 return self.invalid(fields)
-            tasks = await rt.db_for_request(list_tasks, rt.engine, status)
+            tasks = await rt.db_for_request(list_tasks, rt.engine, TaskFilter(status=status))
             return self.json({"tasks": [task_json(t) for t in tasks]})
 
     @app.page("/api/tasks/{task_id}/actions")
@@ -70,6 +75,9 @@ def register(app: faust.App, rt: Runtime) -> None:
             note = body.get("note", "")
             if not isinstance(note, str) or len(note) > _NOTE_MAX:
                 fields["note"] = f"must be a string of at most {_NOTE_MAX} characters"
+            details = body.get("details", {})
+            if not isinstance(details, dict) or len(orjson.dumps(details)) > _NOTE_MAX:
+                fields["details"] = "must be a JSON object"
             actor = body.get("actor", "staff")
             if not isinstance(actor, str) or not 0 < len(actor) <= 200:
                 fields["actor"] = "must be a non-empty string of at most 200 characters"
@@ -79,8 +87,10 @@ def register(app: faust.App, rt: Runtime) -> None:
                 task = await rt.db_for_request(get_task, rt.engine, task_id)
             except TaskNotFound:
                 return self.json({"error": "task_not_found"}, status=404)
-            if task.status == TaskStatus.CLOSED:
-                return self.json({"error": "task_closed", "task": task_json(task)}, status=409)
+            status = TaskStatus(task.status)
+            if status in FINAL_STATUSES or status not in _allowed_from(action_type):
+                error = "task_closed" if status in FINAL_STATUSES else "not_possible_now"
+                return self.json({"error": error, "task": task_json(task)}, status=409)
             key = request.headers.get("Idempotency-Key")
             action_id = str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, key)) if key else str(uuid.uuid4())
             action = FollowupAction(
@@ -91,6 +101,7 @@ def register(app: faust.App, rt: Runtime) -> None:
                 note=note,
                 actor=actor,
                 requested_at=rt.clock(),
+                details=details,
             )
             await rt.send(rt.topics.followup_actions, task.customer_id, action.to_bytes())
             structlog.contextvars.bind_contextvars(task_id=task.task_id, action_id=action_id)

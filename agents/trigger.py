@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Sequence
-from datetime import timedelta
+from collections.abc import Sequence
 
 import faust
 import structlog
@@ -14,7 +12,6 @@ from agents.consume import consume_batches
 from agents.dead_letters import decode_or_dead_letter
 from agents.runtime import Runtime
 from agents.survey_dispatch import dispatch_invitations
-from agents.task_events import task_event
 from models.contact_events import InvalidContactEvent, parse_contact_event
 from models.decision_store import decide_contacts
 
@@ -22,8 +19,8 @@ log = structlog.get_logger("cxloop.trigger")
 
 
 async def handle_contacts(rt: Runtime, events: Sequence[faust.EventT[bytes]]) -> None:
-    """Decode → plan, record and fire due surveys in SQL → send invitations and complaint
-    tasks."""
+    """Decode → plan, record and fire due surveys and open complaint tasks in SQL → send
+    invitations (task events go out through the task outbox)."""
     decoded = await decode_or_dead_letter(
         rt, events, parse_contact_event, "contact event", (InvalidContactEvent,)
     )
@@ -36,15 +33,12 @@ async def handle_contacts(rt: Runtime, events: Sequence[faust.EventT[bytes]]) ->
         contacts,
         rt.clock(),
         rt.rules,
-        timedelta(hours=rt.settings.followup_due_hours),
+        rt.followup,
     )
-    # Sent again on a replay: the decision stands, and downstream is idempotent on ids.
-    sends: list[Awaitable[None]] = []
+    if any(r.task is not None and r.fresh for r in results):
+        rt.task_events_waiting.set()  # complaint tasks: their events wait in the outbox
     for contact, result in zip(contacts, results, strict=True):
         customer = contact.customer.id
-        if result.task is not None:
-            opened = task_event("task_opened", result.task, result.task.opened_at)
-            sends.append(rt.send(rt.topics.followup_tasks, customer, opened.to_bytes()))
         log.debug(
             "survey_decided",
             event_id=contact.event_id,
@@ -52,8 +46,8 @@ async def handle_contacts(rt: Runtime, events: Sequence[faust.EventT[bytes]]) ->
             reasons=[d.reason for d in result.decisions],
             replay=not result.fresh,
         )
+    # Sent again on a replay: the decision stands, and downstream is idempotent on ids.
     await dispatch_invitations(rt, (i for r in results for i in r.invitations))
-    await asyncio.gather(*sends)
     reasons = Counter(d.reason for r in results if r.fresh for d in r.decisions)
     log.info(
         "contacts_decided",

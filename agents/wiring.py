@@ -6,10 +6,12 @@ from pathlib import Path
 
 from agents import (
     closure,
+    complaint_intake,
     consent,
     dead_letters,
     followup,
     health,
+    inbox,
     interviews,
     mailer,
     response_outbox,
@@ -17,12 +19,15 @@ from agents import (
     scoring,
     staff_api,
     survey_page,
+    task_outbox,
     trigger,
     unsubscribe,
+    webhooks,
 )
 from agents.mail_server import register_viewer
-from agents.runtime import Runtime
+from agents.runtime import OffsetClock, Runtime, utc_now
 from models.database import make_engine
+from models.followup_rules import load_followup_rules
 from models.rules import load_rules
 from streams.app import CxApp, create_app
 from streams.settings import Settings
@@ -37,11 +42,15 @@ AGENT_MODULES = (
     dead_letters,
     response_outbox,
     scheduler,
+    task_outbox,
     survey_page,
     unsubscribe,
     consent,
     staff_api,
     interviews,
+    inbox,
+    webhooks,
+    complaint_intake,
     health,
 )
 
@@ -55,6 +64,8 @@ def build_worker(settings: Settings, mail_dir: Path | None = None) -> tuple[CxAp
         engine=make_engine(settings.database_url),
         topics=topics,
         rules=load_rules(settings.rules_file),
+        followup=load_followup_rules(settings.followup_file),
+        clock=OffsetClock(settings.clock_offset_file) if settings.clock_offset_file else utc_now,
     )
     for module in AGENT_MODULES:
         module.register(app, runtime)

@@ -18,6 +18,7 @@ class ContactKind(StrEnum):
     FIRST_INVOICE = "first_invoice"
     CANCELLATION = "cancellation"
     COMPLAINT_CLOSED = "complaint_closed"  # a complaint case was closed (by a CRM or cxloop)
+    FOLLOWUP_CLOSED = "followup_closed"  # cxloop closed a follow-up task (recovery survey)
 
 
 class Channel(StrEnum):

@@ -24,7 +24,8 @@ from models.consent_store import opted_out_by_channel
 from models.contact_events import ContactEvent, ContactKind
 from models.database import insert_many_if_absent, lock_due, transaction
 from models.eligibility import CustomerView, Reason
-from models.followup import TaskOrigin, TaskStatus, task_for_complaint
+from models.followup import FINAL_STATUSES, NewTask, TaskOrigin, TaskSubject, task_for_complaint
+from models.followup_rules import FollowupRules
 from models.programmes import (
     Contact,
     NewDecision,
@@ -46,7 +47,7 @@ from models.tables import (
     SurveyInvitation,
     SurveyTimer,
 )
-from models.task_store import new_task_row
+from models.task_store import open_tasks_in
 
 # Core tables for executemany statements (one round trip for a batch of rows).
 _TIMERS = SurveyTimer.__table__  # type: ignore[attr-defined]
@@ -132,7 +133,7 @@ def decide_contacts(
     events: Sequence[ContactEvent],
     now: datetime,
     rules: Rules,
-    task_due: timedelta,
+    followup: FollowupRules,
 ) -> list[TriggerResult]:
     """Record, plan and (where due) fire *events* in one transaction; one result each.
 
@@ -145,10 +146,9 @@ def decide_contacts(
         for event in events:
             if event.event_id not in earlier:
                 fresh.setdefault(event.event_id, event)
-        tasks: dict[str, FollowupTask] = {}
         customers = {e.customer.id for e in fresh.values()}
         pending = PendingTimers(_load_timers(session, customers))
-        batch = _Batch()
+        batch = _Batch(followup)
         all_decisions: list[str] = []
         invitations: list[InvitationInfo] = []
         for event in fresh.values():
@@ -166,11 +166,17 @@ def decide_contacts(
                     batch.timers[d.decision_id] = d.timer
             batch.contacts.append(_contact_row(event, now))
             if event.kind is ContactKind.COMPLAINT:
-                new = task_for_complaint(event.event_id, event.occurred_at, task_due)
-                row = new_task_row(event.customer.id, new)
-                tasks[event.event_id] = FollowupTask(**row)
-                batch.tasks.append(row)
+                new = task_for_complaint(
+                    followup,
+                    event.event_id,
+                    event.occurred_at,
+                    complaint_subject(event),
+                    _complaint_text(event),
+                )
+                if new is not None:
+                    batch.tasks.append(new)
         invitations.extend(batch.flush(session, rules, pending, now).invitations)
+        tasks = {t.source_id: t for t in batch.opened}
 
         infos = _decision_infos(session, all_decisions)
         by_event: dict[str, list[DecisionInfo]] = defaultdict(list)
@@ -201,11 +207,13 @@ def decide_contacts(
 class _Batch:
     """Rows of a run of contact events not yet written, and the timers they started."""
 
+    followup: FollowupRules
     contacts: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     timers: dict[str, Timer] = field(default_factory=dict)
-    tasks: list[dict[str, Any]] = field(default_factory=list)
+    tasks: list[NewTask] = field(default_factory=list)
     closed: list[tuple[Timer, Reason]] = field(default_factory=list)
+    opened: list[FollowupTask] = field(default_factory=list)  # complaint tasks, every flush
 
     def has_due(self, customer_id: str, pending: PendingTimers, now: datetime) -> bool:
         """Whether this run started a timer for the customer that is due and still waits."""
@@ -220,7 +228,7 @@ class _Batch:
         insert_many_if_absent(session, ContactEventRow, self.contacts)
         insert_many_if_absent(session, SurveyDecision, self.decisions)
         insert_many_if_absent(session, SurveyTimer, [_timer_row(t) for t in self.timers.values()])
-        insert_many_if_absent(session, FollowupTask, self.tasks)
+        self.opened.extend(t for t, _ in open_tasks_in(session, self.followup, self.tasks, now))
         _resolve(session, self.closed, now)  # pending ones a later contact cancelled
         still = {t.decision_id for t in pending}
         due = [t for t in self.timers.values() if t.decision_id in still and t.due_at <= now]
@@ -235,10 +243,35 @@ class _Batch:
 
 
 def decide_contact(
-    engine: Engine, event: ContactEvent, now: datetime, rules: Rules, task_due: timedelta
+    engine: Engine, event: ContactEvent, now: datetime, rules: Rules, followup: FollowupRules
 ) -> TriggerResult:
     """decide_contacts for one event."""
-    return decide_contacts(engine, [event], now, rules, task_due)[0]
+    return decide_contacts(engine, [event], now, rules, followup)[0]
+
+
+def complaint_subject(event: ContactEvent) -> TaskSubject:
+    """Who a complaint task is about, from the complaint contact event."""
+    c = event.customer
+    extra = c.model_extra or {}
+    region = extra.get("region")
+    return TaskSubject(
+        customer_id=c.id,
+        partner=event.partner,
+        product=event.product,
+        channel=event.channel.value,
+        region=region if isinstance(region, str) else None,
+        language=c.locale,
+        name=c.name,
+        email=c.email,
+        phone=c.phone,
+        timezone=c.timezone,
+    )
+
+
+def _complaint_text(event: ContactEvent) -> str | None:
+    """The complaint's own words when the event carries them (web form, e-mail intake)."""
+    text = (event.model_extra or {}).get("comment")
+    return text[:4000] if isinstance(text, str) and text.strip() else None
 
 
 def fire_due_timers(engine: Engine, rules: Rules, now: datetime, limit: int = 500) -> FireResult:
@@ -278,7 +311,7 @@ def _fire(session: Session, rules: Rules, timers: list[Timer], now: datetime) ->
             last_surveyed_at=last.get(c),
             programme_last_surveyed=programme_last[c],
             open_complaints=open_tasks[c, TaskOrigin.COMPLAINT],
-            open_followups=open_tasks[c, TaskOrigin.DETRACTOR],
+            open_followups=open_tasks[c, TaskOrigin.DETRACTOR] + open_tasks[c, TaskOrigin.UNHAPPY],
             opted_out=frozenset(ch for ch, who in blocked.items() if c in who),
         )
         outcome = check_due(rules, timer, view, now)
@@ -585,7 +618,7 @@ def _open_tasks(session: Session, customers: set[str]) -> Counter[tuple[str, str
     rows = session.execute(
         select(col(FollowupTask.customer_id), col(FollowupTask.origin), func.count())
         .where(col(FollowupTask.customer_id).in_(customers))
-        .where(col(FollowupTask.status) != TaskStatus.CLOSED)
+        .where(col(FollowupTask.status).notin_([s.value for s in FINAL_STATUSES]))
         .group_by(col(FollowupTask.customer_id), col(FollowupTask.origin))
     ).all()
     return Counter({(customer, origin): count for customer, origin, count in rows})

@@ -240,31 +240,120 @@ class SurveyResponse(SQLModel, table=True):
     scored_at: datetime | None = _utc(nullable=True)
 
 
+TASK_STATUSES = (
+    "open",
+    "assigned",
+    "contacted",
+    "customer_informed",
+    "closed",
+    "unreachable",
+    "cancelled",
+)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
 class FollowupTask(SQLModel, table=True):
-    """Work for service staff: call back a detractor or handle a complaint."""
+    """Work for service staff: call back an unhappy customer or handle a complaint.
+
+    The customer's contact details are kept here (staff must call them back); they are
+    shown in the inbox and never logged. first_contact_due_at and due_at (closure) are SLA
+    due times in business hours of the team's calendar; sla_due_at is whichever applies now
+    (the inbox sorts by it) and next_escalation_at when the ladder's next step is due.
+    """
 
     __tablename__ = "followup_tasks"
     __table_args__ = (
         CheckConstraint("priority BETWEEN 0 AND 3", name="ck_task_priority"),
-        CheckConstraint(
-            "status IN ('open', 'contacted', 'resolved', 'closed')", name="ck_task_status"
-        ),
+        CheckConstraint(_in("status", TASK_STATUSES), name="ck_task_status"),
+        CheckConstraint("escalation_level BETWEEN 0 AND 3", name="ck_task_escalation"),
         Index("ix_followup_tasks_customer_status", "customer_id", "status"),
+        Index("ix_followup_tasks_team_status_sla", "team", "status", "sla_due_at"),
+        Index("ix_followup_tasks_assignee_status", "assignee", "status"),
     )
 
     task_id: str = Field(primary_key=True, max_length=64)
-    origin: str = Field(max_length=20)
+    origin: str = Field(max_length=20)  # detractor | unhappy | complaint
     source_id: str = Field(unique=True, max_length=200)
     customer_id: str = Field(max_length=200)
     priority: int
     status: str = Field(default="open", max_length=20)
+    team: str = Field(default="service", max_length=40)
+    assignee: str | None = Field(default=None, max_length=100)
     opened_at: datetime = _utc(nullable=False)
-    due_at: datetime = _utc(nullable=False)
+    first_contact_due_at: datetime | None = _utc(nullable=True)
+    due_at: datetime = _utc(nullable=False)  # closure due
+    sla_due_at: datetime | None = _utc(nullable=True)
+    escalation_level: int = 0  # of the current SLA: 1 reminded, 2 lead, 3 manager
+    next_escalation_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True, index=True)
+    )
+    failed_attempts: int = 0
+    contacted_at: datetime | None = _utc(nullable=True)
+    informed_at: datetime | None = _utc(nullable=True)
     closed_at: datetime | None = _utc(nullable=True)
+    resolution: str | None = Field(default=None, max_length=4000)  # what was done
+    told_customer: str | None = Field(default=None, max_length=4000)
+    root_cause: str | None = Field(default=None, max_length=40)
+    needs_structural_fix: bool | None = None
+    structural_fix_id: str | None = Field(
+        default=None, foreign_key="structural_fixes.fix_id", max_length=64
+    )
+    # What opened it, for routing, the inbox and BI.
+    nps: int | None = None
+    csat: int | None = None
+    ces: int | None = None
+    comment: str | None = Field(default=None, max_length=4000)
+    partner: str | None = Field(default=None, max_length=200)
+    product: str | None = Field(default=None, max_length=200)
+    channel: str | None = Field(default=None, max_length=20)
+    region: str | None = Field(default=None, max_length=100)
+    language: str | None = Field(default=None, max_length=10)
+    # How to reach the customer (personal data: shown to staff, never logged).
+    name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=40)
+    timezone: str | None = Field(default=None, max_length=64)
+    # Recovery: the first answer to a survey after closure, and whether it is no longer
+    # a detractor (the BI team's "recovered detractors").
+    recovery_response_id: str | None = Field(default=None, max_length=64)
+    recovery_nps: int | None = None
+    recovered: bool | None = None
+    version: int = 0  # bumped on every change; the inbox's live view compares it
+
+
+class FollowupTaskHistory(SQLModel, table=True):
+    """Every change to a task (opened, assigned, action, reminder, escalation, closed):
+    who, when and why. Also the outbox of the followup-tasks stream: published_at is set
+    once the event is on the topic."""
+
+    __tablename__ = "followup_task_events"
+    __table_args__ = (
+        UniqueConstraint("task_id", "seq"),
+        Index("ix_followup_task_events_unpublished", "published_at", "created_at"),
+    )
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    task_id: str = Field(foreign_key="followup_tasks.task_id", max_length=64)
+    seq: int  # 1, 2, 3 … per task
+    event_type: str = Field(max_length=40)
+    from_status: str | None = Field(default=None, max_length=20)
+    to_status: str = Field(max_length=20)
+    actor: str = Field(max_length=200)  # a staff user name, or "cxloop" for the system
+    reason: str | None = Field(default=None, max_length=4000)
+    details: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict)
+    )
+    occurred_at: datetime = _utc(nullable=False)
+    created_at: datetime = _utc(nullable=False)
+    published_at: datetime | None = _utc(nullable=True)
+    lease_until: datetime | None = _utc(nullable=True)  # a relay is publishing it
 
 
 class FollowupAction(SQLModel, table=True):
-    """What staff did on a task, in order."""
+    """What staff did on a task, in order; the action id makes a replay a no-op."""
 
     __tablename__ = "followup_actions"
 
@@ -273,7 +362,94 @@ class FollowupAction(SQLModel, table=True):
     type: str = Field(max_length=30)
     note: str = Field(default="", max_length=4000)
     actor: str = Field(max_length=200)
+    details: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict)
+    )
     recorded_at: datetime = _utc(nullable=False)
+
+
+class StructuralFix(SQLModel, table=True):
+    """The outer loop: a structural fix of a root cause, linked from the tasks it covers."""
+
+    __tablename__ = "structural_fixes"
+
+    fix_id: str = Field(primary_key=True, max_length=64)
+    title: str = Field(max_length=200)
+    root_cause: str = Field(max_length=40)
+    status: str = Field(default="open", max_length=20)  # open | done
+    created_by: str = Field(max_length=100)
+    created_at: datetime = _utc(nullable=False)
+
+
+STAFF_ROLES = ("staff", "lead", "admin")
+
+
+class StaffUser(SQLModel, table=True):
+    """A person who works follow-up tasks: staff and leads belong to a team, admins see all."""
+
+    __tablename__ = "staff_users"
+    __table_args__ = (CheckConstraint(_in("role", STAFF_ROLES), name="ck_staff_role"),)
+
+    username: str = Field(primary_key=True, max_length=100)
+    display_name: str = Field(max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    role: str = Field(max_length=10)
+    team: str | None = Field(default=None, max_length=40, index=True)
+    password_hash: str | None = Field(default=None, max_length=200)  # argon2id
+    api_token_hash: str | None = Field(default=None, unique=True, max_length=64)
+    active: bool = True
+    last_assigned_at: datetime | None = _utc(nullable=True)
+    created_at: datetime = _utc(nullable=False)
+
+
+class StaffSession(SQLModel, table=True):
+    """A signed-in inbox session; the cookie holds a random id, the row its hash."""
+
+    __tablename__ = "staff_sessions"
+
+    session_hash: str = Field(primary_key=True, max_length=64)
+    username: str = Field(foreign_key="staff_users.username", max_length=100, index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = _utc(nullable=False)
+    expires_at: datetime = _utc(nullable=False)
+
+
+class StaffNotification(SQLModel, table=True):
+    """An e-mail to staff (SLA reminder, escalation), sent by an outbox sweeper."""
+
+    __tablename__ = "staff_notifications"
+    __table_args__ = (Index("ix_staff_notifications_due", "status", "next_attempt_at"),)
+
+    notification_id: str = Field(primary_key=True, max_length=64)
+    event_id: str = Field(max_length=64)  # the task event it tells about
+    to_address: str = Field(max_length=320)
+    subject: str = Field(max_length=300)
+    body: str = Field(max_length=20000)
+    status: str = Field(default="pending", max_length=20)  # pending | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime = _utc(nullable=False)
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _utc(nullable=False)
+    sent_at: datetime | None = _utc(nullable=True)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One task event for one webhook endpoint, retried with backoff until delivered."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+    delivery_id: str = Field(primary_key=True, max_length=64)  # the webhook-id header
+    webhook: str = Field(max_length=40)
+    event_id: str = Field(max_length=64)
+    payload: str = Field(max_length=100000)  # the exact JSON body that is signed
+    status: str = Field(default="pending", max_length=20)  # pending | delivered | failed
+    attempts: int = 0
+    next_attempt_at: datetime = _utc(nullable=False)
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _utc(nullable=False)
+    delivered_at: datetime | None = _utc(nullable=True)
 
 
 class DeadLetter(SQLModel, table=True):

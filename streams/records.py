@@ -142,8 +142,18 @@ class ScoredResponse(WireRecord):
         self.answers = _checked_answers(self.answers)
 
 
+TASK_SCHEMA_VERSION = 2  # FollowupTaskEvent v2: event id, team, assignee, actor, reason, SLA
+ACTION_SCHEMA_VERSION = 2  # FollowupAction v2: details (assignee, root cause, fix)
+
+
 class FollowupTaskEvent(WireRecord):
-    """Something that happened to a follow-up task: opened, action recorded, closed."""
+    """Something that happened to a follow-up task, with the task as it is after it.
+
+    On followup-tasks, keyed by customer id. Every event names the task's team: a team's
+    stream is the events whose ``team`` is that team (see README, "Task streams"). The
+    event id is stable, so a consumer that sees one twice can drop the second. No contact
+    details or comments travel here; a CRM reads them from GET /api/tasks/<id>.
+    """
 
     event_type: str
     task_id: str
@@ -154,11 +164,26 @@ class FollowupTaskEvent(WireRecord):
     due_at: datetime
     occurred_at: datetime
     action_type: str | None = None
-    schema_version: int = SCHEMA_VERSION
+    event_id: str | None = None
+    seq: int | None = None
+    team: str | None = None
+    assignee: str | None = None
+    from_status: str | None = None
+    actor: str | None = None
+    reason: str | None = None
+    details: dict[str, Any] = None  # type: ignore[assignment]  # __post_init__: a new {}
+    first_contact_due_at: datetime | None = None
+    sla_due_at: datetime | None = None
+    schema_version: int = TASK_SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        self.details = dict(self.details or {})
 
 
 class FollowupAction(WireRecord):
-    """A staff action on a task: called, resolved, customer_informed."""
+    """A staff action on a task (models.followup.ActionType), checked against the staff
+    member's rights before it is published; details carry assignee, root_cause,
+    needs_structural_fix and structural_fix_id / structural_fix_title."""
 
     action_id: str
     task_id: str
@@ -167,7 +192,11 @@ class FollowupAction(WireRecord):
     actor: str
     requested_at: datetime
     note: str = StringField(allow_blank=True, required=False, default="")
-    schema_version: int = SCHEMA_VERSION
+    details: dict[str, Any] = None  # type: ignore[assignment]  # __post_init__: a new {}
+    schema_version: int = ACTION_SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        self.details = dict(self.details or {})
 
 
 class DeadLetter(WireRecord):

@@ -90,8 +90,48 @@ class Settings(BaseSettings):
         1.0, gt=0, description="How often each worker fires due survey timers and reminders."
     )
     invitation_ttl_days: int = Field(30, ge=1, description="A survey link expires after this.")
-    followup_due_hours: int = Field(
-        48, ge=1, description="Due time of a follow-up task after the answer."
+
+    # Follow-up
+    followup_file: Path | None = Field(
+        None,
+        description="Follow-up rules (TOML, see `cxloop followup check`). Empty = the default.",
+    )
+    staff_mail_from: str = Field(
+        "cxloop <followup@cxloop.invalid>", description="From: of SLA reminders and escalations."
+    )
+    inbox_auth: str = Field(
+        "password",
+        pattern="^(password|proxy)$",
+        description="Staff inbox sign-in: password (argon2id) or proxy (a trusted SSO proxy "
+        "sets the user header).",
+    )
+    inbox_proxy_header: str = Field(
+        "X-Forwarded-User", description="With inbox_auth=proxy: the header naming the user."
+    )
+    inbox_session_hours: float = Field(
+        10.0, gt=0, description="An inbox session ends this long after sign-in."
+    )
+    inbox_poll_s: float = Field(
+        5.0, gt=0, description="How often an open inbox page checks for new or changed tasks."
+    )
+    cookie_secure: bool | None = Field(
+        None,
+        description="Secure flag on the inbox cookie; empty = on when public_url is https.",
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook call.")
+    complaint_smtp_port: int = Field(
+        0,
+        ge=0,
+        description="Port of the complaint intake SMTP server (mail to it becomes a complaint); "
+        "0 = off.",
+    )
+    complaint_smtp_host: str = Field(
+        "127.0.0.1", description="Address the complaint intake SMTP server binds to."
+    )
+    clock_offset_file: Path | None = Field(
+        None,
+        description="Rehearsals and tests only: a file holding seconds to add to the clock "
+        "(SLA and timer drills).",
     )
 
     # Runtime

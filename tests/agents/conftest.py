@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,7 @@ def decided_invitation(
         parse_contact_event(contact(n, customer=customer)),
         at,
         load_rules(),
-        timedelta(hours=48),
+        h.rt.followup,
     )
     assert result.invitation is not None
     return result.invitation

@@ -1,4 +1,5 @@
-"""closure agent in Faust's test harness: staff actions move a task until the loop is closed."""
+"""closure agent in Faust's test harness: staff actions move a task through its lifecycle
+until the loop is closed; every change lands in the task's history (the stream's outbox)."""
 
 from __future__ import annotations
 
@@ -10,27 +11,34 @@ from typing import Any
 from sqlalchemy import text
 
 from agents import closure
+from agents.task_outbox import relay_once
 from models.database import transaction
-from models.followup import task_for_answer
+from models.followup import TaskSubject, task_for_answer
 from models.tables import FollowupTask
-from models.task_store import open_task
+from models.task_store import open_tasks
 from streams import records
 from tests.agents.conftest import NOW, Harness, settled
 
 
 def opened(h: Harness, response_id: str = "r-1", customer: str = "C-1") -> str:
     """A detractor task, opened the way the followup agent opens it; its id."""
+    subject = TaskSubject(customer_id=customer, email="anna@example.nl", language="nl")
     new = task_for_answer(
-        response_id, 2, "detractor", NOW - timedelta(hours=2), timedelta(hours=48)
+        h.rt.followup, response_id, NOW - timedelta(hours=2), subject, 2, None, None
     )
     assert new is not None
-    task, fresh = open_task(h.rt.engine, customer, new)
+    [(task, fresh)] = open_tasks(h.rt.engine, h.rt.followup, [new], NOW)
     assert fresh
     return task.task_id
 
 
 def action(
-    action_id: str, task_id: str, kind: str, customer: str = "C-1", note: str = "done"
+    action_id: str,
+    task_id: str,
+    kind: str,
+    customer: str = "C-1",
+    note: str = "done",
+    **details: Any,
 ) -> bytes:
     return records.FollowupAction(
         action_id=action_id,
@@ -40,6 +48,7 @@ def action(
         note=note,
         actor="agent-7",
         requested_at=NOW - timedelta(minutes=1),
+        details=details,
     ).to_bytes()
 
 
@@ -50,74 +59,112 @@ def task(h: Harness, task_id: str) -> FollowupTask:
     return row
 
 
-def actions(h: Harness) -> list[tuple[Any, ...]]:
+def rows(h: Harness, sql: str) -> list[tuple[Any, ...]]:
     with h.rt.engine.connect() as connection:
-        result = connection.execute(
-            text("SELECT action_id, task_id, type, note, actor FROM followup_actions ORDER BY 1")
-        )
-        return [tuple(r) for r in result.all()]
+        return [tuple(r) for r in connection.execute(text(sql)).all()]
 
 
-def task_events(h: Harness) -> list[tuple[str, dict[str, Any]]]:
-    return [(key, value) for topic, key, value in h.sent if topic == "followup-tasks"]
+def actions(h: Harness) -> list[tuple[Any, ...]]:
+    return rows(h, "SELECT action_id, task_id, type, note, actor FROM followup_actions ORDER BY 1")
 
 
-async def test_called_resolved_informed_closes_the_loop(harness: Callable[..., Harness]) -> None:
+def history(h: Harness) -> list[tuple[Any, ...]]:
+    return rows(
+        h,
+        "SELECT seq, event_type, from_status, to_status, actor FROM followup_task_events"
+        " ORDER BY seq",
+    )
+
+
+async def test_the_whole_loop_from_call_to_closure(harness: Callable[..., Harness]) -> None:
     h = harness(closure)
     task_id = opened(h)
     async with h.agent("closure").test_context() as agent:
-        await agent.put(action("a-1", task_id, "called", note="left a message"), key=b"C-1")
+        await agent.put(action("a-1", task_id, "call_attempt", note="reached"), key=b"C-1")
         await settled(h, lambda: task(h, task_id).status == "contacted", "status contacted")
         assert task(h, task_id).closed_at is None
-        await agent.put(action("a-2", task_id, "resolved"), key=b"C-1")
-        await settled(h, lambda: task(h, task_id).status == "resolved", "status resolved")
-        assert task(h, task_id).closed_at is None
-        await agent.put(action("a-3", task_id, "customer_informed"), key=b"C-1")
-        await settled(h, lambda: len(task_events(h)) == 3, "three task events")
+        await agent.put(action("a-2", task_id, "resolved", note="credit note sent"), key=b"C-1")
+        await agent.put(
+            action("a-3", task_id, "customer_informed", note="told her the credit is on its way"),
+            key=b"C-1",
+        )
+        await settled(
+            h, lambda: task(h, task_id).status == "customer_informed", "customer informed"
+        )
+        await agent.put(action("a-4", task_id, "close", root_cause="billing"), key=b"C-1")
+        await settled(h, lambda: task(h, task_id).status == "closed", "status closed")
     closed = task(h, task_id)
-    assert (closed.status, closed.closed_at) == ("closed", NOW)
-    assert actions(h) == [
-        ("a-1", task_id, "called", "left a message", "agent-7"),
-        ("a-2", task_id, "resolved", "done", "agent-7"),
-        ("a-3", task_id, "customer_informed", "done", "agent-7"),
+    assert (closed.closed_at, closed.root_cause) == (NOW, "billing")
+    assert closed.told_customer == "told her the credit is on its way"
+    assert closed.resolution == "credit note sent"
+    assert [row[2] for row in actions(h)] == [
+        "call_attempt",
+        "resolved",
+        "customer_informed",
+        "close",
     ]
-    events = task_events(h)
-    assert [key for key, _event in events] == ["C-1"] * 3
-    assert [(e["event_type"], e["action_type"], e["status"]) for _key, e in events] == [
-        ("task_action_recorded", "called", "contacted"),
-        ("task_action_recorded", "resolved", "resolved"),
-        ("task_closed", "customer_informed", "closed"),
+    assert history(h) == [
+        (1, "task_opened", None, "open", "cxloop"),
+        (2, "task_action_recorded", "open", "contacted", "agent-7"),
+        (3, "task_action_recorded", "contacted", "contacted", "agent-7"),
+        (4, "task_action_recorded", "contacted", "customer_informed", "agent-7"),
+        (5, "task_closed", "customer_informed", "closed", "agent-7"),
     ]
-    assert {e["task_id"] for _key, e in events} == {task_id}
+    # A closed task tells the survey rules (recovery programme): a followup_closed contact.
+    contacts = h.sent_to("contact-events")
+    assert [(c["kind"], c["event_id"], c["customer"]["id"]) for c in contacts] == [
+        ("followup_closed", f"recovery:{task_id}", "C-1")
+    ]
     assert h.sent_to("dead-letters") == []
+
+
+async def test_task_events_reach_the_stream_in_order_with_the_team(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness(closure)
+    task_id = opened(h)
+    async with h.agent("closure").test_context() as agent:
+        await agent.put(action("a-1", task_id, "call_attempt"), key=b"C-1")
+        await settled(h, lambda: task(h, task_id).status == "contacted", "status contacted")
+    assert await relay_once(h.rt) == 2
+    events = h.sent_to("followup-tasks")
+    assert [(e["event_type"], e["seq"], e["team"], e["status"]) for e in events] == [
+        ("task_opened", 1, "service", "open"),
+        ("task_action_recorded", 2, "service", "contacted"),
+    ]
+    assert events[1]["action_type"] == "call_attempt"
+    assert "email" not in events[0] and "comment" not in events[0]
+    assert await relay_once(h.rt) == 0  # published once
 
 
 async def test_a_replayed_action_is_recorded_once(harness: Callable[..., Harness]) -> None:
     h = harness(closure)
     task_id = opened(h)
-    called = action("a-1", task_id, "called")
-    informed = action("a-2", task_id, "customer_informed")
+    called = action("a-1", task_id, "call_attempt")
     async with h.agent("closure").test_context() as agent:
         await agent.put(called, key=b"C-1")
         await agent.put(called, key=b"C-1")  # redelivered
-        await agent.put(informed, key=b"C-1")
-        await agent.put(informed, key=b"C-1")  # redelivered after the task closed
-        await settled(h, lambda: len(task_events(h)) == 4, "four task events")
+        await agent.put(action("a-2", task_id, "no_answer"), key=b"C-1")
+        await settled(h, lambda: len(actions(h)) == 2, "two actions")
     assert [row[:3] for row in actions(h)] == [
-        ("a-1", task_id, "called"),
-        ("a-2", task_id, "customer_informed"),
+        ("a-1", task_id, "call_attempt"),
+        ("a-2", task_id, "no_answer"),
     ]
-    closed = task(h, task_id)
-    assert (closed.status, closed.closed_at) == ("closed", NOW)
-    # A replay is not a new action on a closed task: no dead letter, the state re-announced.
+    assert len(history(h)) == 3
     assert h.sent_to("dead-letters") == []
-    events = [(e["event_type"], e["status"]) for _key, e in task_events(h)]
-    assert events[:3] == [
-        ("task_action_recorded", "contacted"),
-        ("task_action_recorded", "contacted"),
-        ("task_closed", "closed"),
-    ]
-    assert events[3] == ("task_closed", "closed")
+
+
+async def test_three_failed_calls_make_a_task_unreachable(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness(closure)
+    task_id = opened(h)
+    async with h.agent("closure").test_context() as agent:
+        for n in range(3):
+            await agent.put(action(f"a-{n}", task_id, "no_answer"), key=b"C-1")
+        await settled(h, lambda: task(h, task_id).status == "unreachable", "unreachable")
+    assert task(h, task_id).failed_attempts == 3
+    assert [row[1] for row in history(h)][-1] == "task_unreachable"
 
 
 async def test_an_action_on_an_unknown_task_is_dead_lettered(
@@ -125,18 +172,37 @@ async def test_an_action_on_an_unknown_task_is_dead_lettered(
 ) -> None:
     h = harness(closure)
     task_id = opened(h)
-    stray = action("a-1", "no-such-task", "called")
+    stray = action("a-1", "no-such-task", "call_attempt")
     async with h.agent("closure").test_context() as agent:
         await agent.put(stray, key=b"C-1")
-        await agent.put(action("a-2", task_id, "called"), key=b"C-1")
-        await settled(h, lambda: bool(task_events(h)), "the next action's task event")
+        await agent.put(action("a-2", task_id, "call_attempt"), key=b"C-1")
+        await settled(h, lambda: task(h, task_id).status == "contacted", "the next action")
     letters = h.sent_to("dead-letters")
     assert len(letters) == 1
     assert letters[0]["reason"].startswith("follow-up action not applicable: TaskNotFound(")
     assert letters[0]["source_topic"] == "followup-actions"
     assert base64.b64decode(letters[0]["original_b64"]) == stray
     assert [row[0] for row in actions(h)] == ["a-2"]
-    assert [e["task_id"] for _key, e in task_events(h)] == [task_id]
+
+
+async def test_actions_the_status_does_not_allow_are_dead_lettered(
+    harness: Callable[..., Harness],
+) -> None:
+    h = harness(closure)
+    task_id = opened(h)
+    too_early = action("a-1", task_id, "close", root_cause="billing")
+    no_cause = action("a-3", task_id, "close", root_cause="bad luck")
+    async with h.agent("closure").test_context() as agent:
+        await agent.put(too_early, key=b"C-1")
+        await agent.put(action("a-2", task_id, "call_attempt"), key=b"C-1")
+        await agent.put(action("a-2b", task_id, "customer_informed", note="told"), key=b"C-1")
+        await agent.put(no_cause, key=b"C-1")
+        await settled(h, lambda: len(h.sent_to("dead-letters")) == 2, "two dead letters")
+    letters = h.sent_to("dead-letters")
+    assert "InvalidTransition(" in letters[0]["reason"]
+    assert "ActionRefused(" in letters[1]["reason"] and "root_cause" in letters[1]["reason"]
+    assert base64.b64decode(letters[1]["original_b64"]) == no_cause
+    assert task(h, task_id).status == "customer_informed"
 
 
 async def test_a_new_action_on_a_closed_task_is_dead_lettered(
@@ -144,19 +210,20 @@ async def test_a_new_action_on_a_closed_task_is_dead_lettered(
 ) -> None:
     h = harness(closure)
     task_id = opened(h)
-    late = action("a-2", task_id, "called")
+    late = action("a-9", task_id, "call_attempt")
     async with h.agent("closure").test_context() as agent:
-        await agent.put(action("a-1", task_id, "customer_informed"), key=b"C-1")
+        await agent.put(
+            action("a-1", task_id, "cancel", note="duplicate of another task"), key=b"C-1"
+        )
         await agent.put(late, key=b"C-1")
         await settled(h, lambda: bool(h.sent_to("dead-letters")), "the dead letter")
     letters = h.sent_to("dead-letters")
     assert len(letters) == 1
     assert letters[0]["reason"].startswith("follow-up action not applicable: TaskClosed(")
     assert base64.b64decode(letters[0]["original_b64"]) == late
-    assert [row[0] for row in actions(h)] == ["a-1"]
-    closed = task(h, task_id)
-    assert (closed.status, closed.closed_at) == ("closed", NOW)
-    assert [e["event_type"] for _key, e in task_events(h)] == ["task_closed"]
+    cancelled = task(h, task_id)
+    assert (cancelled.status, cancelled.closed_at) == ("cancelled", NOW)
+    assert h.sent_to("contact-events") == []  # no recovery survey for a cancelled task
 
 
 async def test_an_unknown_action_type_is_dead_lettered(harness: Callable[..., Harness]) -> None:
@@ -166,8 +233,8 @@ async def test_an_unknown_action_type_is_dead_lettered(harness: Callable[..., Ha
     async with h.agent("closure").test_context() as agent:
         await agent.put(emailed, key=b"C-1")
         await agent.put(b"\x00 not json", key=b"C-1")
-        await agent.put(action("a-2", task_id, "called"), key=b"C-1")
-        await settled(h, lambda: bool(task_events(h)), "the next action's task event")
+        await agent.put(action("a-2", task_id, "call_attempt"), key=b"C-1")
+        await settled(h, lambda: task(h, task_id).status == "contacted", "the next action")
     letters = h.sent_to("dead-letters")
     assert [base64.b64decode(letter["original_b64"]) for letter in letters] == [
         emailed,
@@ -176,18 +243,3 @@ async def test_an_unknown_action_type_is_dead_lettered(harness: Callable[..., Ha
     assert all(letter["reason"].startswith("invalid follow-up action: ") for letter in letters)
     assert "emailed" in letters[0]["reason"]
     assert [row[0] for row in actions(h)] == ["a-2"]
-    assert task(h, task_id).status == "contacted"
-
-
-async def test_an_action_without_a_note_is_applied(harness: Callable[..., Harness]) -> None:
-    h = harness(closure)
-    task_id = opened(h)
-    async with h.agent("closure").test_context() as agent:
-        await agent.put(action("a-1", task_id, "called", note=""), key=b"C-1")
-        await agent.put(action("a-2", task_id, "resolved"), key=b"C-1")
-        await settled(h, lambda: len(h.sent) == 2, "two outcomes")
-    assert h.sent_to("dead-letters") == []
-    assert [row[:4] for row in actions(h)] == [
-        ("a-1", task_id, "called", ""),
-        ("a-2", task_id, "resolved", "done"),
-    ]

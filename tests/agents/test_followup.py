@@ -46,51 +46,51 @@ def tasks(h: Harness) -> list[tuple[Any, ...]]:
     )
 
 
-def task_times(h: Harness) -> tuple[datetime, datetime]:
+def task_times(h: Harness) -> tuple[datetime, datetime | None, datetime]:
     with transaction(h.rt.engine) as session:
         (task,) = session.scalars(select(FollowupTask)).all()
-    return task.opened_at, task.due_at
+    return task.opened_at, task.first_contact_due_at, task.due_at
 
 
-def task_events(h: Harness) -> list[tuple[str, dict[str, Any]]]:
-    return [(key, value) for topic, key, value in h.sent if topic == "followup-tasks"]
+def task_events(h: Harness) -> list[tuple[Any, ...]]:
+    """The task events waiting in the outbox for followup-tasks."""
+    return rows(h, "SELECT task_id, seq, event_type, to_status FROM followup_task_events")
 
 
 @pytest.mark.parametrize(("nps", "priority"), [(0, 0), (3, 0), (4, 1), (6, 1)])
-async def test_a_detractor_gets_one_task_due_after_the_configured_hours(
+async def test_a_detractor_gets_one_task_due_in_business_days(
     harness: Callable[..., Harness], nps: int, priority: int
 ) -> None:
-    h = harness(followup, followup_due_hours=24)
+    h = harness(followup)
     async with h.agent("followup").test_context() as agent:
         await agent.put(scored_response("r-1", nps, "detractor"), key=b"C-1")
         await settled(h, lambda: bool(task_events(h)), "the task event")
     task_id = task_id_for(TaskOrigin.DETRACTOR, "r-1")
     assert tasks(h) == [(task_id, "detractor", "r-1", "C-1", priority, "open")]
-    opened_at, due_at = task_times(h)
+    opened_at, first_contact, closure = task_times(h)
     assert opened_at == SUBMITTED
-    assert due_at == SUBMITTED + timedelta(hours=24)
-    assert due_at.tzinfo is not None
-    assert due_at.astimezone(UTC) == datetime(2026, 11, 24, 7, 30, tzinfo=UTC)
-    assert len(task_events(h)) == 1
-    key, event = task_events(h)[0]
-    assert key == "C-1"
-    assert (event["event_type"], event["task_id"], event["priority"], event["status"]) == (
-        "task_opened",
-        task_id,
-        priority,
-        "open",
-    )
-    assert (event["origin"], event["customer_id"]) == ("detractor", "C-1")
-    assert datetime.fromisoformat(event["due_at"]) == SUBMITTED + timedelta(hours=24)
+    # Monday 08:30 Amsterdam, team hours 08:30-17:00: two working days end Tuesday 17:00,
+    # five end Friday 17:00 (16:00 UTC).
+    assert first_contact == datetime(2026, 11, 24, 16, 0, tzinfo=UTC)
+    assert closure == datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
+    assert task_events(h) == [(task_id, 1, "task_opened", "open")]
     assert h.sent_to("dead-letters") == []
 
 
-async def test_the_default_due_time_is_48_hours(harness: Callable[..., Harness]) -> None:
+async def test_a_low_csat_opens_a_task_too(harness: Callable[..., Harness]) -> None:
     h = harness(followup)
+    value = records.ScoredResponse(
+        response_id="r-1",
+        invitation_id="inv-r-1",
+        customer_id="C-1",
+        submitted_at=SUBMITTED,
+        csat=1,
+        csat_satisfied=False,
+    ).to_bytes()
     async with h.agent("followup").test_context() as agent:
-        await agent.put(scored_response("r-1", 2, "detractor"), key=b"C-1")
+        await agent.put(value, key=b"C-1")
         await settled(h, lambda: bool(task_events(h)), "the task event")
-    assert task_times(h)[1] == SUBMITTED + timedelta(hours=48)
+    assert [row[1:] for row in tasks(h)] == [("unhappy", "r-1", "C-1", 0, "open")]
 
 
 async def test_the_same_detractor_twice_opens_one_task(harness: Callable[..., Harness]) -> None:
@@ -99,12 +99,12 @@ async def test_the_same_detractor_twice_opens_one_task(harness: Callable[..., Ha
     async with h.agent("followup").test_context() as agent:
         await agent.put(value, key=b"C-1")
         await agent.put(value, key=b"C-1")  # redelivered
-        await settled(h, lambda: len(task_events(h)) == 2, "both task events")
+        await agent.put(scored_response("r-2", 1, "detractor", customer="C-2"), key=b"C-2")
+        await settled(h, lambda: len(tasks(h)) == 2, "the next answer's task")
     task_id = task_id_for(TaskOrigin.DETRACTOR, "r-1")
-    assert tasks(h) == [(task_id, "detractor", "r-1", "C-1", 1, "open")]
-    # The replay announces the same task again; downstream is idempotent on task_id.
-    assert [event["task_id"] for _key, event in task_events(h)] == [task_id, task_id]
-    assert task_events(h)[0] == task_events(h)[1]
+    assert tasks(h)[0] == (task_id, "detractor", "r-1", "C-1", 1, "open")
+    # One task_opened event per task: the replay adds nothing to the outbox.
+    assert sorted(row[2] for row in task_events(h)) == ["task_opened", "task_opened"]
 
 
 @pytest.mark.parametrize(
@@ -119,7 +119,6 @@ async def test_no_task_for_an_answer_that_is_not_a_detractor(
         await agent.put(scored_response("r-2", 1, "detractor", customer="C-2"), key=b"C-2")
         await settled(h, lambda: bool(task_events(h)), "the next answer's task event")
     assert [row[2:4] for row in tasks(h)] == [("r-2", "C-2")]
-    assert [key for key, _event in task_events(h)] == ["C-2"]
     assert h.sent_to("dead-letters") == []
 
 

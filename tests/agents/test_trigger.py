@@ -40,13 +40,14 @@ async def test_surveys_once_per_customer_and_event(harness: Callable[..., Harnes
 async def test_complaint_opens_a_task_instead_of_a_survey(harness: Callable[..., Harness]) -> None:
     h = harness(trigger)
     async with h.agent("trigger").test_context() as agent:
-        await agent.put(contact("c", kind="complaint"), key=b"C-1")
-        await settled(h, lambda: bool(h.sent_to("followup-tasks")), "the task event")
+        await agent.put(contact("c", kind="complaint", comment="Third outage"), key=b"C-1")
+        await settled(h, lambda: bool(rows(h, "SELECT 1 FROM followup_tasks")), "the task")
     assert rows(h, "SELECT reason FROM survey_decisions") == [("open_complaint",)]
-    tasks = h.sent_to("followup-tasks")
-    assert [(t["event_type"], t["origin"], t["priority"]) for t in tasks] == [
-        ("task_opened", "complaint", 0)
+    assert rows(h, "SELECT origin, priority, team, comment FROM followup_tasks") == [
+        ("complaint", 0, "complaints", "Third outage")
     ]
+    assert rows(h, "SELECT event_type FROM followup_task_events") == [("task_opened",)]
+    assert h.rt.task_events_waiting.is_set()  # the relay is told at once
     assert h.sent_to("survey-invitations") == []
 
 

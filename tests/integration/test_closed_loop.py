@@ -75,12 +75,14 @@ def test_detractor_is_called_back_and_the_loop_closes(loop: RunningLoop) -> None
         listed = staff.get("/api/tasks", params={"status": "open"})
         assert listed.status_code == 200
         assert [t["task_id"] for t in listed.json()["tasks"]] == [task_id]
-        for kind, note in [
-            ("called", "Klant gebeld"),
-            ("resolved", "Monteur ingepland"),
-            ("customer_informed", "Klant verteld dat de monteur dinsdag komt"),
+        for kind, note, details in [
+            ("call_attempt", "Klant gebeld", {}),
+            ("resolved", "Monteur ingepland", {}),
+            ("customer_informed", "Klant verteld dat de monteur dinsdag komt", {}),
+            ("close", "", {"root_cause": "appointment_missed"}),
         ]:
-            posted = staff.post(f"/api/tasks/{task_id}/actions", json={"type": kind, "note": note})
+            body = {"type": kind, "note": note, "details": details}
+            posted = staff.post(f"/api/tasks/{task_id}/actions", json=body)
             assert posted.status_code == 202, posted.text
             wait_for(
                 lambda k=kind: loop.rows(
@@ -91,14 +93,37 @@ def test_detractor_is_called_back_and_the_loop_closes(loop: RunningLoop) -> None
                 15,
                 f"the {kind} action",
             )
-        closed = loop.rows("SELECT status, closed_at IS NOT NULL FROM followup_tasks")
-        assert closed == [("closed", True)]
-        assert staff.get("/api/tasks", params={"status": "open"}).json()["tasks"] == []
-        again = staff.post(f"/api/tasks/{task_id}/actions", json={"type": "called"})
+        closed = loop.rows(
+            "SELECT status, closed_at IS NOT NULL, root_cause, told_customer FROM followup_tasks"
+        )
+        assert closed == [
+            ("closed", True, "appointment_missed", "Klant verteld dat de monteur dinsdag komt")
+        ]
+        assert staff.get("/api/tasks", params={"status": "active"}).json()["tasks"] == []
+        again = staff.post(f"/api/tasks/{task_id}/actions", json={"type": "call_attempt"})
         assert again.status_code == 409
 
-    events = [orjson.loads(m.value)["event_type"] for m in loop.topic_messages("followup-tasks", 4)]
-    assert events == ["task_opened", "task_action_recorded", "task_action_recorded", "task_closed"]
+    events = [orjson.loads(m.value) for m in loop.topic_messages("followup-tasks", 5)]
+    assert [(e["event_type"], e["status"]) for e in events] == [
+        ("task_opened", "open"),
+        ("task_action_recorded", "contacted"),
+        ("task_action_recorded", "contacted"),
+        ("task_action_recorded", "customer_informed"),
+        ("task_closed", "closed"),
+    ]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
+    assert {e["team"] for e in events} == {"service"}
+
+    # The closed task asks the survey rules for a recovery survey, 14 days on.
+    recovery = wait_for(
+        lambda: loop.rows(
+            "SELECT programme, reason FROM survey_decisions WHERE event_id = :e",
+            e=f"recovery:{task_id}",
+        ),
+        15,
+        "the recovery decision",
+    )
+    assert recovery == [("recovery", "scheduled")]
 
     # Task closed, but the 180-day cap still holds.
     loop.emit(contact_event(3))
@@ -111,7 +136,7 @@ def test_detractor_is_called_back_and_the_loop_closes(loop: RunningLoop) -> None
         ("recently_surveyed",)
     ]
     assert len(loop.mails_to(ANNA)) == 1
-    assert loop.rows("SELECT count(*) FROM contact_events") == [(3,)]
+    assert loop.rows("SELECT count(*) FROM contact_events") == [(4,)]
 
 
 def test_duplicates_and_bad_input(loop: RunningLoop) -> None:

@@ -21,6 +21,7 @@ from models.backtest import backtest
 from models.contact_events import ContactEvent
 from models.database import create_schema, make_engine
 from models.decision_store import decide_contacts, fire_due_timers, next_due_at
+from models.followup_rules import load_followup_rules
 from models.rules import Rules, load_rules
 from models.tables import SurveyResponse
 from streams.settings import get_settings
@@ -30,7 +31,7 @@ RULE_SETS = Path(str(files("models").joinpath("rule_sets")))
 DEMO = load_rules()
 EXAMPLE = load_rules(RULE_SETS / "example.toml")
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
-TASK_DUE = timedelta(hours=48)
+TASK_DUE = load_followup_rules()  # what opens complaint tasks
 
 
 @pytest.fixture

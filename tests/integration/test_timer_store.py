@@ -11,6 +11,7 @@ from sqlalchemy import Engine, text
 
 from models.contact_events import ContactEvent, parse_contact_event
 from models.decision_store import decide_contacts, fire_due_timers
+from models.followup_rules import load_followup_rules
 from models.rules import parse_rules
 
 RULES = parse_rules(
@@ -33,7 +34,7 @@ template = "transactional"
 )
 FRIDAY_5PM = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)  # 17:00 in Amsterdam
 MONDAY_9AM = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # 09:00 in Amsterdam
-DUE = timedelta(hours=48)
+DUE = load_followup_rules()  # what opens complaint tasks
 
 
 def purchase(n: int, customer: str, at: datetime) -> ContactEvent:

@@ -19,9 +19,11 @@ from hypothesis import strategies as st
 
 from streams import records
 from streams.records import (
+    ACTION_SCHEMA_VERSION,
     INVITATION_SCHEMA_VERSION,
     RESPONSE_SCHEMA_VERSION,
     SCHEMA_VERSION,
+    TASK_SCHEMA_VERSION,
     CallListEntry,
     ConsentChange,
     DeadLetter,
@@ -93,24 +95,34 @@ SAMPLES: dict[str, WireRecord] = {
         answers=ANSWERS,
     ),
     "FollowupTaskEvent": FollowupTaskEvent(
-        event_type="action_recorded",
+        event_type="task_action_recorded",
         task_id="5a6b7c8d-1e2f-5a3b-8c4d-5e6f7a8b9c0d",
         customer_id="C-1001",
         origin="detractor",
         priority=0,
         status="contacted",
-        due_at=datetime(2026, 11, 22, 9, 16, 30, tzinfo=UTC),
+        due_at=datetime(2026, 11, 27, 16, 0, tzinfo=UTC),
         occurred_at=AT,
-        action_type="called",
+        action_type="call_attempt",
+        event_id="2b1f0c9e-8d7a-5e6f-9a0b-1c2d3e4f5a6b",
+        seq=3,
+        team="service",
+        assignee="jdevries",
+        from_status="assigned",
+        actor="jdevries",
+        details={"action_type": "call_attempt", "action_id": "c0ffee00"},
+        first_contact_due_at=datetime(2026, 11, 24, 16, 0, tzinfo=UTC),
+        sla_due_at=datetime(2026, 11, 27, 16, 0, tzinfo=UTC),
     ),
     "FollowupAction": FollowupAction(
         action_id="c0ffee00-0000-4000-8000-000000000002",
         task_id="5a6b7c8d-1e2f-5a3b-8c4d-5e6f7a8b9c0d",
         customer_id="C-1001",
-        type="called",
+        type="close",
         note="Teruggebeld; storing verholpen, monteur komt dinsdag.",
         actor="agent-17",
         requested_at=AT,
+        details={"root_cause": "appointment_missed", "needs_structural_fix": True},
     ),
     "DeadLetter": DeadLetter(
         dead_letter_id="contact-events:2:1041",
@@ -177,6 +189,8 @@ def test_golden_shape(name: str) -> None:
         SCHEMA_VERSION,
         RESPONSE_SCHEMA_VERSION,
         INVITATION_SCHEMA_VERSION,
+        TASK_SCHEMA_VERSION,
+        ACTION_SCHEMA_VERSION,
     )
     assert not FAUST_METADATA & set(data), data
     assert not any(k.startswith("__") for k in data)
@@ -197,6 +211,16 @@ def test_version_1_responses_still_decode(name: str) -> None:
     assert old.response_id == SAMPLES[name].response_id
     assert old.nps == SAMPLES[name].nps
     assert json.loads(old.to_bytes()) == {**json.loads(raw), "ces": None, "answers": {}}
+
+
+def test_version_1_task_records_still_decode() -> None:
+    # Task events and actions from before the lifecycle (schema_version 1) decode with
+    # empty details and no team.
+    event = FollowupTaskEvent.from_bytes((GOLDEN / "v1" / "FollowupTaskEvent.json").read_bytes())
+    assert (event.schema_version, event.team, event.event_id, event.details) == (1, None, None, {})
+    assert event.task_id == SAMPLES["FollowupTaskEvent"].task_id
+    action = FollowupAction.from_bytes((GOLDEN / "v1" / "FollowupAction.json").read_bytes())
+    assert (action.schema_version, action.type, action.details) == (1, "called", {})
 
 
 def test_version_1_invitations_still_decode() -> None:

@@ -75,6 +75,7 @@ def test_the_shipped_rule_sets_load() -> None:
         "transactional",
         "relationship",
         "complaint-handling",
+        "recovery",
     ]
     assert example.version == "example-2026.11"
     assert [p.name for p in example.programmes] == [
@@ -82,6 +83,7 @@ def test_the_shipped_rule_sets_load() -> None:
         "support",
         "relationship",
         "complaint-handling",
+        "recovery",
     ]
     assert load_rules(RULE_SETS / "demo.toml").digest == demo.digest
 
