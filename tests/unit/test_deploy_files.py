@@ -409,9 +409,16 @@ def test_service_routes_to_the_worker_http_port() -> None:
     service = k8s_one("Service")
     pod_labels = k8s_one("Deployment")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
-    (port,) = service["spec"]["ports"]
-    target = resolve_port(worker_container(), port.get("targetPort", port["port"]))
-    assert target == int(configmap_data()["CXLOOP_WEB_PORT"])
+    ports = {p["name"]: p for p in service["spec"]["ports"]}
+    assert set(ports) == {"http", "complaint-smtp"}
+    config = configmap_data()
+    for name, setting in [
+        ("http", "CXLOOP_WEB_PORT"),
+        ("complaint-smtp", "CXLOOP_COMPLAINT_SMTP_PORT"),
+    ]:
+        port = ports[name]
+        target = resolve_port(worker_container(), port.get("targetPort", port["port"]))
+        assert target == int(config[setting])
 
 
 def test_pod_disruption_budget_keeps_a_worker_and_allows_drains() -> None:
