@@ -252,14 +252,12 @@ def decide_contact(
 def complaint_subject(event: ContactEvent) -> TaskSubject:
     """Who a complaint task is about, from the complaint contact event."""
     c = event.customer
-    extra = c.model_extra or {}
-    region = extra.get("region")
     return TaskSubject(
         customer_id=c.id,
         partner=event.partner,
         product=event.product,
         channel=event.channel.value,
-        region=region if isinstance(region, str) else None,
+        region=_region(event),
         language=c.locale,
         name=c.name,
         email=c.email,
@@ -718,5 +716,11 @@ def _contact_row(event: ContactEvent, now: datetime) -> dict[str, Any]:
         "partner": event.partner,
         "product": event.product,
         "case_id": event.case_id,
+        "region": _region(event),
         "received_at": now,
     }
+
+
+def _region(event: ContactEvent) -> str | None:
+    region = (event.customer.model_extra or {}).get("region")
+    return region[:100] if isinstance(region, str) and region.strip() else None

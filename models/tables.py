@@ -61,6 +61,7 @@ class ContactEvent(SQLModel, table=True):
     partner: str | None = Field(default=None, max_length=200)
     product: str | None = Field(default=None, max_length=200)
     case_id: str | None = Field(default=None, max_length=200)
+    region: str | None = Field(default=None, max_length=100)  # customer.region, for routing
     received_at: datetime = _utc(nullable=False)
 
 

@@ -29,6 +29,7 @@ from models.followup import (
 )
 from models.followup_rules import PRIORITY_NAMES, FollowupRules
 from models.sla import STEP_NAMES, current_sla, due_steps, next_escalation_at, sla_times
+from models.tables import ContactEvent as ContactEventRow
 from models.tables import (
     FollowupAction,
     FollowupTask,
@@ -866,6 +867,13 @@ def open_tasks_for_answers(
                 )
             ).scalars()
         }
+        regions = dict(
+            session.execute(
+                select(col(ContactEventRow.event_id), col(ContactEventRow.region)).where(
+                    col(ContactEventRow.event_id).in_({i.event_id for i in invitations.values()})
+                )
+            ).all()
+        )
         comments = dict(
             session.execute(
                 select(col(SurveyResponse.response_id), col(SurveyResponse.comment)).where(
@@ -880,7 +888,7 @@ def open_tasks_for_answers(
             if invitation is not None and invitation.kind == RECOVERY_KIND:
                 recovered += _record_recovery(session, invitation, answer)
                 continue
-            subject = _answer_subject(answer.customer_id, invitation)
+            subject = _answer_subject(answer.customer_id, invitation, regions)
             task = task_for_answer(
                 rules,
                 answer.response_id,
@@ -896,7 +904,9 @@ def open_tasks_for_answers(
         return open_tasks_in(session, rules, new, now), recovered
 
 
-def _answer_subject(customer_id: str, invitation: SurveyInvitation | None) -> TaskSubject:
+def _answer_subject(
+    customer_id: str, invitation: SurveyInvitation | None, regions: dict[str, str | None]
+) -> TaskSubject:
     if invitation is None:
         return TaskSubject(customer_id=customer_id)
     return TaskSubject(
@@ -904,6 +914,7 @@ def _answer_subject(customer_id: str, invitation: SurveyInvitation | None) -> Ta
         partner=invitation.partner,
         product=invitation.product,
         channel=invitation.channel,
+        region=regions.get(invitation.event_id),
         language=invitation.locale,
         name=invitation.name,
         email=invitation.email,

@@ -5,17 +5,23 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import select, text
 
 from agents import followup
+from models.contact_events import parse_contact_event
 from models.database import transaction
+from models.decision_store import decide_contact
 from models.followup import TaskOrigin, task_id_for
+from models.followup_rules import load_followup_rules
+from models.rules import load_rules
 from models.tables import FollowupTask
 from streams import records
-from tests.agents.conftest import Harness, settled
+from tests.agents.conftest import NOW, Harness, contact, settled
 
 SUBMITTED = datetime(2026, 11, 23, 8, 30, tzinfo=timezone(timedelta(hours=1)))
 
@@ -161,3 +167,35 @@ async def test_a_timestamp_without_offset_is_dead_lettered_not_a_crash(
     assert len(letters) == 1
     assert base64.b64decode(letters[0]["original_b64"]) == naive
     assert [row[2] for row in tasks(h)] == ["r-1"]
+
+
+async def test_a_detractor_is_routed_on_the_contact_it_answered(
+    harness: Callable[..., Harness], tmp_path: Path
+) -> None:
+    rules = tmp_path / "followup.toml"
+    rules.write_text(
+        'version = "t"\n'
+        '[[team]]\nname = "service"\n[[team]]\nname = "north"\nassignment = "none"\n'
+        '[[route]]\nteam = "north"\nwhen = { region = ["noord"], language = ["nl"] }\n'
+    )
+    h = harness(followup, followup_file=rules)
+    h.rt.followup = load_followup_rules(rules)
+    raw = orjson.loads(contact(1))
+    raw["customer"] = {"id": "C-1", "email": "anna@example.nl", "locale": "nl", "region": "noord"}
+    event = parse_contact_event(orjson.dumps(raw))
+    result = decide_contact(h.rt.engine, event, NOW, load_rules(), h.rt.followup)
+    assert result.invitation is not None
+    value = records.ScoredResponse(
+        response_id="r-1",
+        invitation_id=result.invitation.invitation_id,
+        customer_id="C-1",
+        submitted_at=SUBMITTED,
+        nps=2,
+        nps_category="detractor",
+    ).to_bytes()
+    async with h.agent("followup").test_context() as agent:
+        await agent.put(value, key=b"C-1")
+        await settled(h, lambda: bool(tasks(h)), "the task")
+    assert rows(
+        h, "SELECT team, region, language, partner, email, assignee FROM followup_tasks"
+    ) == [("north", "noord", "nl", "Partner A", "anna@example.nl", None)]
