@@ -199,8 +199,8 @@ def test_input_lines_duplicates_invalid_lines_and_consent() -> None:
         (
             5,
             "kind: Input should be 'purchase', 'after_sales', 'contract_change', 'inquiry', "
-            "'support_contact', 'complaint', 'first_invoice', 'cancellation', 'complaint_closed' or "
-            "'followup_closed'",
+            "'support_contact', 'complaint', 'first_invoice', 'cancellation', "
+            "'complaint_closed' or 'followup_closed'",
         ),
         (
             8,
