@@ -23,9 +23,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from models.calendar import BusinessCalendar, WeeklyWindow
 
+# One locator for both rule files, so an error points at the same kind of line in each.
+from models.rules import _line_of as line_of
+
 
 class FollowupRulesError(ValueError):
     """A follow-up rules file is not valid; the message names the file and line."""
+
+
+class _Located(ValueError):
+    """A problem found across tables (a route to a missing team), with the key it is at:
+    pydantic reports whole-file checks without a location, so the line would be lost."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class _Strict(BaseModel):
@@ -212,16 +224,21 @@ class FollowupRulesFile(_Strict):
     @model_validator(mode="after")
     def _references(self) -> FollowupRulesFile:
         names = [t.name for t in self.team]
-        if len(set(names)) != len(names):
-            raise ValueError("team names must be unique")
-        for route in self.route:
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise _Located(("team", index, "name"), f"team {name!r} is defined twice")
+        for index, route in enumerate(self.route):
             if route.team not in names:
-                raise ValueError(f"route to unknown team {route.team!r}")
+                raise _Located(("route", index, "team"), f"route to unknown team {route.team!r}")
         if self.routing.default_team not in names:
-            raise ValueError(f"default_team {self.routing.default_team!r} is not a team")
+            raise _Located(
+                ("routing", "default_team"),
+                f"default_team {self.routing.default_team!r} is not a team",
+            )
         hooks = [w.name for w in self.webhook]
-        if len(set(hooks)) != len(hooks):
-            raise ValueError("webhook names must be unique")
+        for index, hook in enumerate(hooks):
+            if hook in hooks[:index]:
+                raise _Located(("webhook", index, "name"), f"webhook {hook!r} is defined twice")
         return self
 
 
@@ -272,35 +289,29 @@ class FollowupRules:
         return self.calendar(team).working_day * amount
 
 
-def _line_of(text: str, loc: Sequence[int | str]) -> int | None:
-    """The line of the key a validation error points at (best effort)."""
-    keys = [str(part) for part in loc if isinstance(part, str)]
-    if not keys:
-        return None
-    pattern = re.compile(rf"^\s*{re.escape(keys[-1])}\s*=", re.MULTILINE)
-    table = re.compile(rf"^\s*\[\[?\s*{re.escape(keys[0])}\s*\]?\]", re.MULTILINE)
-    for candidate in (pattern, table):
-        match = candidate.search(text)
-        if match:
-            return text.count("\n", 0, match.start()) + 1
-    return None
-
-
 def parse_followup_rules(text: str, source: str = "<followup rules>") -> FollowupRules:
     """Validate follow-up rules TOML; FollowupRulesError names the file and line."""
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        # tomllib (3.11) has the position only in its message: "... (at line 4, column 12)".
+        found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        if found:
+            message = str(exc)[: found.start()].strip()
+            raise FollowupRulesError(f"{source}:{found.group(1)}: {message}") from None
         raise FollowupRulesError(f"{source}: {exc}") from None
     try:
         spec = FollowupRulesFile.model_validate(data)
     except ValidationError as exc:
+        lines = text.splitlines()
         problems = []
         for error in exc.errors(include_input=False, include_url=False):
-            line = _line_of(text, error["loc"])
-            where = ".".join(str(p) for p in error["loc"]) or "file"
-            at = f"{source}:{line}" if line else source
-            problems.append(f"{at}: {where}: {error['msg']}")
+            located = error.get("ctx", {}).get("error")
+            loc = located.loc if isinstance(located, _Located) else tuple(error["loc"])
+            # Drop pydantic's union and validator tags ("function-after[...]") from the path.
+            loc = tuple(p for p in loc if not isinstance(p, str) or "[" not in p)
+            where = ".".join(str(p) for p in loc) or "file"
+            problems.append(f"{source}:{line_of(lines, loc)}: {where}: {error['msg']}")
         raise FollowupRulesError("\n".join(problems)) from None
     digest = hashlib.sha256(text.encode()).hexdigest()
     return FollowupRules(spec, source, digest)

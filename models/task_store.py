@@ -9,7 +9,7 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -138,9 +138,11 @@ def open_tasks_in(
             .execution_options(populate_existing=True)
         ).scalars()
     }
+    # A task another worker opened between our read and our insert already has history.
+    fresh = {task_id for task_id in rows if stored[task_id].version == 0}
     for task_id in rows:
         task = stored[task_id]
-        if task.version != 0:  # another worker opened it between our read and insert
+        if task_id not in fresh:
             continue
         record_event(
             session,
@@ -172,7 +174,7 @@ def open_tasks_in(
                 else "round_robin",
                 details={"assignee": member.username},
             )
-    return [(stored[i], i not in existing and i in rows) for i in ids]
+    return [(stored[i], i in fresh) for i in ids]
 
 
 def open_tasks(
@@ -209,7 +211,7 @@ def _pick_member(
     staff = [m for m in members if m.role == "staff"] or members
     if not staff:
         return None
-    oldest = datetime.min.replace(tzinfo=now.tzinfo)
+    oldest = datetime.min.replace(tzinfo=UTC)
 
     def since_last(m: StaffUser) -> tuple[datetime, str]:
         return (m.last_assigned_at or oldest, m.username)
@@ -226,7 +228,10 @@ def _pick_member(
         chosen = min(staff, key=lambda m: (load.get(m.username, 0), *since_last(m)))
     else:
         chosen = min(staff, key=since_last)
-    chosen.last_assigned_at = now
+    # Strictly later than every earlier pick, so a batch of tasks opened at one instant
+    # still goes round the team instead of back to the first name.
+    latest = max((m.last_assigned_at for m in members if m.last_assigned_at), default=now)
+    chosen.last_assigned_at = max(now, latest + timedelta(microseconds=1))
     return chosen
 
 
@@ -337,12 +342,15 @@ def _short_hash(text: str) -> str:
 def claim_unpublished_events(
     engine: Engine, now: datetime, limit: int = 500
 ) -> list[tuple[FollowupTask, FollowupTaskHistory]]:
-    """Task events not yet on followup-tasks, oldest first, with their task, leased for a
-    minute to this relay (SKIP LOCKED on PostgreSQL) so relays on other workers take others.
-    A relay that dies mid-way leaves them to be published again after the lease: consumers
-    drop a repeated event_id."""
+    """Task events not yet on followup-tasks, with their task, leased for a minute to this
+    relay (SKIP LOCKED on PostgreSQL) so relays on other workers take others. Each task's
+    events come in seq order, and only from its oldest unpublished one: an event whose
+    predecessor is still waiting (or leased by another relay) waits for the next round, so
+    one task's events never overtake each other, whatever the workers' clocks say. A relay
+    that dies mid-way leaves them to be published again after the lease: consumers drop a
+    repeated event_id."""
     with transaction(engine) as session:
-        events = list(
+        candidates = list(
             session.execute(
                 select(FollowupTaskHistory)
                 .where(col(FollowupTaskHistory.published_at).is_(None))
@@ -357,6 +365,26 @@ def claim_unpublished_events(
                 .with_for_update(skip_locked=True)
             ).scalars()
         )
+        if not candidates:
+            return []
+        task_ids = {e.task_id for e in candidates}
+        first_waiting = dict(
+            session.execute(
+                select(col(FollowupTaskHistory.task_id), func.min(col(FollowupTaskHistory.seq)))
+                .where(col(FollowupTaskHistory.task_id).in_(task_ids))
+                .where(col(FollowupTaskHistory.published_at).is_(None))
+                .group_by(col(FollowupTaskHistory.task_id))
+            ).all()
+        )
+        by_task: dict[str, dict[int, FollowupTaskHistory]] = {}
+        for event in candidates:
+            by_task.setdefault(event.task_id, {})[event.seq] = event
+        events: list[FollowupTaskHistory] = []
+        for task_id, mine in by_task.items():  # tasks in order of their oldest candidate
+            seq = first_waiting[task_id]
+            while seq in mine:
+                events.append(mine[seq])
+                seq += 1
         if not events:
             return []
         for event in events:
@@ -499,10 +527,12 @@ def apply_action(
     """
     details = dict(details or {})
     with transaction(engine) as session:
-        existing = session.get(FollowupAction, action_id)
+        # Lock the task first: a second delivery of the same action waits here and then
+        # finds the first one's row, instead of inserting the same action id again.
         task = session.get(FollowupTask, task_id, with_for_update=True)
         if task is None:
             raise TaskNotFound(task_id)
+        existing = session.get(FollowupAction, action_id)
         if existing is not None:
             return ActionResult(task, existing, fresh=False)
         previous = TaskStatus(task.status)
@@ -578,6 +608,7 @@ def _apply_details(
             if user.team != task.team:
                 event_details["from_team"] = task.team
                 task.team = user.team
+                _reschedule(rules, task)
             event_details["assignee"] = assignee
             event_details["previous_assignee"] = task.assignee
             task.assignee = assignee
@@ -648,6 +679,18 @@ def _close(
         task.needs_structural_fix = True
         task.structural_fix_id = str(fix_id)
         event_details["structural_fix_id"] = str(fix_id)
+
+
+def _reschedule(rules: FollowupRules, task: FollowupTask) -> None:
+    """Due times and the next ladder step on the task's (new) team calendar."""
+    times = sla_times(rules, task.team, task.opened_at)
+    task.first_contact_due_at, task.due_at = times.first_contact_due_at, times.closure_due_at
+    kind = current_sla(TaskStatus(task.status))
+    if kind is not None:
+        task.sla_due_at = task.first_contact_due_at if kind == "first_contact" else task.due_at
+    task.next_escalation_at = next_escalation_at(
+        rules, task.team, task.opened_at, TaskStatus(task.status), task.escalation_level
+    )
 
 
 def _update_sla(
