@@ -16,7 +16,7 @@ import typer
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.engine import make_url
 
-from agents import rules_cli
+from agents import rules_cli, staff_cli
 from agents.mail_server import start_mail_server
 from agents.runtime import Runtime
 from agents.wiring import build_worker
@@ -32,6 +32,7 @@ from streams.topics import ALL_TOPICS, CONTACT_EVENTS
 
 cli = typer.Typer(help="cxloop: closed-loop customer feedback on Kafka.", no_args_is_help=True)
 cli.add_typer(rules_cli.app, name="rules")
+cli.add_typer(staff_cli.app, name="staff")
 log = structlog.get_logger("cxloop.cli")
 
 
