@@ -16,12 +16,15 @@ import typer
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.engine import make_url
 
-from agents import rules_cli, staff_cli
+from agents import followup_cli, rules_cli, staff_cli
 from agents.mail_server import start_mail_server
 from agents.runtime import Runtime
 from agents.wiring import build_worker
 from models.database import create_schema
+from models.followup_rules import FollowupRulesError
 from models.rules import RulesError
+from models.staff_auth import ensure_demo_staff
+from models.webhooks import WebhookConfigError
 from streams.app import CxApp
 from streams.embedded_broker import EmbeddedBroker
 from streams.logging import configure_logging
@@ -32,6 +35,7 @@ from streams.topics import ALL_TOPICS, CONTACT_EVENTS
 
 cli = typer.Typer(help="cxloop: closed-loop customer feedback on Kafka.", no_args_is_help=True)
 cli.add_typer(rules_cli.app, name="rules")
+cli.add_typer(followup_cli.app, name="followup")
 cli.add_typer(staff_cli.app, name="staff")
 log = structlog.get_logger("cxloop.cli")
 
@@ -85,6 +89,21 @@ def up(
         Path | None,
         typer.Option("--rules", help="Survey rules file (TOML; default: the demo rules)."),
     ] = None,
+    followup_file: Annotated[
+        Path | None,
+        typer.Option("--followup", help="Follow-up rules file (TOML; default: the shipped one)."),
+    ] = None,
+    complaint_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port of the complaint intake SMTP server, 0 = off "
+            "(default: CXLOOP_COMPLAINT_SMTP_PORT, else 2525)."
+        ),
+    ] = None,
+    demo_staff: Annotated[
+        bool,
+        typer.Option(help="On a database without staff accounts, create demo inbox accounts."),
+    ] = True,
     now: Annotated[bool, typer.Option("--now", help=NOW_HELP)] = False,
 ) -> None:
     """Start the embedded broker, a local SMTP server and a worker; stop them all on Ctrl-C."""
@@ -107,6 +126,11 @@ def up(
         data_dir=data_dir,
         # An explicit None would hide CXLOOP_RULES_FILE, so fall back to it.
         rules_file=rules_file or base.rules_file,
+        followup_file=followup_file or base.followup_file,
+        complaint_smtp_host=host,
+        complaint_smtp_port=(
+            complaint_port if complaint_port is not None else base.complaint_smtp_port or 2525
+        ),
     )
     mail_dir = data_dir / "mail"
     broker = EmbeddedBroker(host, kafka_port, data_dir / "broker.log")
@@ -115,12 +139,19 @@ def up(
     try:
         try:
             app, runtime = build_worker(settings, mail_dir=mail_dir)
-        except RulesError as exc:
+        except CONFIG_ERRORS as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from None
         if emit_file is not None:
             _emit_on_start(app, runtime, _read_lines(str(emit_file), now))
         create_schema(runtime.engine)
+        accounts = (
+            ensure_demo_staff(runtime.engine, runtime.followup, runtime.clock())
+            if demo_staff
+            else []
+        )
+        if accounts:
+            _save_accounts(data_dir, accounts)
         _print_welcome(settings, data_dir, broker.bootstrap)
         run_worker(app, settings)
     finally:
@@ -137,6 +168,16 @@ def _staff_token(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def _save_accounts(data_dir: Path, accounts: list[tuple[str, str, str | None, str]]) -> None:
+    """The demo inbox accounts and their passwords, readable by this user only."""
+    path = data_dir / "staff-accounts"
+    lines = [
+        f"{name}\t{role}\t{team or '-'}\t{password}" for name, role, team, password in accounts
+    ]
+    path.write_text("user\trole\tteam\tpassword\n" + "\n".join(lines) + "\n")
+    path.chmod(0o600)
+
+
 def _print_welcome(settings: Settings, data_dir: Path, bootstrap: str) -> None:
     url = settings.public_url
     typer.echo(
@@ -148,8 +189,18 @@ def _print_welcome(settings: Settings, data_dir: Path, bootstrap: str) -> None:
                 f"  → {data_dir / 'mail'}",
                 f"  Mail you sent           {url}/mail",
                 f"  Survey pages            {url}/s/<token>",
-                f"  Staff API               {url}/api/tasks?status=open",
+                f"  Staff inbox             {url}/inbox  (accounts: {data_dir / 'staff-accounts'})",
+                f"  Staff API               {url}/api/tasks?status=active",
                 f"  Staff token             {data_dir / 'staff-token'}",
+                f"  Complaint form          {url}/complaint",
+                *(
+                    [
+                        f"  Complaints by e-mail    {settings.complaint_smtp_host}:"
+                        f"{settings.complaint_smtp_port}"
+                    ]
+                    if settings.complaint_smtp_port
+                    else []
+                ),
                 f"  Database                {_redacted(settings.database_url)}",
                 f"Send a contact event:     cxloop emit examples/contact-event.jsonl"
                 f" --bootstrap {bootstrap}",
@@ -164,6 +215,9 @@ def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+CONFIG_ERRORS = (RulesError, FollowupRulesError, WebhookConfigError)
+
+
 @cli.command()
 def worker() -> None:
     """Run one worker against the Kafka, database and SMTP relay in CXLOOP_* settings."""
@@ -172,7 +226,7 @@ def worker() -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         app, runtime = build_worker(settings)
-    except RulesError as exc:
+    except CONFIG_ERRORS as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     create_schema(runtime.engine)

@@ -13,7 +13,13 @@ from agents.consume import consume
 from agents.dead_letters import send_to_dead_letters
 from agents.runtime import Runtime
 from models.followup import ActionType, InvalidTransition, TaskClosed, TaskStatus
-from models.task_store import ActionRefused, TaskNotFound, apply_action, recovery_event
+from models.task_store import (
+    ActionRefused,
+    TaskNotFound,
+    apply_action,
+    record_refusal,
+    recovery_event,
+)
 from streams.records import FollowupAction
 
 log = structlog.get_logger("cxloop.closure")
@@ -42,8 +48,25 @@ async def handle_action(rt: Runtime, event: faust.EventT[bytes]) -> None:
             rt.clock(),
             action.details,
         )
-    except (TaskNotFound, TaskClosed, InvalidTransition, ActionRefused) as exc:
+    except TaskNotFound as exc:
         await send_to_dead_letters(rt, event, f"follow-up action not applicable: {exc!r}")
+        return
+    except (TaskClosed, InvalidTransition, ActionRefused) as exc:
+        # Someone else acted first, or the task moved on: not bad input, but news for the
+        # member of staff, so it goes on the task's history (and the inbox shows it).
+        await rt.db(
+            record_refusal,
+            rt.engine,
+            rt.followup,
+            action.action_id,
+            action.task_id,
+            action_type.value,
+            action.actor,
+            str(exc),
+            rt.clock(),
+        )
+        rt.task_events_waiting.set()
+        log.warning("task_action_refused", action_type=action_type.value, why=type(exc).__name__)
         return
     task = result.task
     rt.task_events_waiting.set()

@@ -432,7 +432,7 @@ def register(app: faust.App, rt: Runtime) -> None:
             except FilterProblem as exc:
                 body = {"error": "invalid_filter", "fields": exc.fields}
                 return self.json(body, status=exc.status, headers=dict(SECURITY_HEADERS))
-            version = await rt.db_for_request(tasks_version, rt.engine, query.where)
+            version = await rt.db_for_request(tasks_version, rt.engine, query.where, rt.clock())
             return self.json({"version": version}, headers=dict(SECURITY_HEADERS))
 
     @app.page(BASE)
@@ -461,7 +461,7 @@ def register(app: faust.App, rt: Runtime) -> None:
                 )
                 return respond(self, page, exc.status, caller=caller)
             # The version first: a change between the two reads shows up at the next poll.
-            version = await rt.db_for_request(tasks_version, rt.engine, query.where)
+            version = await rt.db_for_request(tasks_version, rt.engine, query.where, rt.clock())
             now = rt.clock()
             tasks = await rt.db_for_request(list_tasks, rt.engine, query.where, now, LIST_LIMIT)
             page = list_page(

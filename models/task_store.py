@@ -271,7 +271,14 @@ def task_event_payload(task: FollowupTask, event: FollowupTaskHistory) -> dict[s
 
 # Events whose reason is system text (routing, SLA); staff notes stay off the stream.
 _REASON_IS_PUBLIC = frozenset(
-    {"task_opened", "task_assigned", "task_reminder", "task_escalated", "task_unreachable"}
+    {
+        "task_opened",
+        "task_assigned",
+        "task_reminder",
+        "task_escalated",
+        "task_unreachable",
+        "task_action_refused",
+    }
 )
 
 
@@ -489,7 +496,7 @@ def is_overdue(task: FollowupTask, now: datetime) -> bool:
     )
 
 
-def tasks_version(engine: Engine, where: TaskFilter) -> str:
+def tasks_version(engine: Engine, where: TaskFilter, now: datetime | None = None) -> str:
     """A fingerprint of the tasks *where* selects (ids and versions): the inbox polls it and
     reloads its list only when it changes."""
     query = select(
@@ -499,9 +506,18 @@ def tasks_version(engine: Engine, where: TaskFilter) -> str:
     )
     if where.teams is not None:
         query = query.where(col(FollowupTask.team).in_(where.teams))
+    overdue = select(func.count()).where(
+        col(FollowupTask.sla_due_at) < (now or datetime.now(UTC)),
+        col(FollowupTask.status).in_([s.value for s in ACTIVE_STATUSES]),
+    )
+    if where.teams is not None:
+        overdue = overdue.where(col(FollowupTask.team).in_(where.teams))
     with transaction(engine) as session:
         count, versions, newest = session.execute(query).one()
-    return f"{count}-{versions}-{newest.isoformat() if newest else ''}"
+        late = session.execute(overdue).scalar_one()
+    # The overdue count changes the fingerprint when a task passes its due time, so the
+    # inbox marks it without any other change to the task.
+    return f"{count}-{versions}-{newest.isoformat() if newest else ''}-{late}"
 
 
 # --- acting ------------------------------------------------------------------------------
@@ -626,6 +642,49 @@ def _apply_details(
         case ActionType.CANCEL:
             if not note.strip():
                 raise ActionRefused("say why no follow-up is needed")
+
+
+def record_refusal(
+    engine: Engine,
+    rules: FollowupRules,
+    action_id: str,
+    task_id: str,
+    action_type: str,
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> bool:
+    """Record on the task that an action was refused (two people acting at once, a status
+    that moved on): an action row of type 'refused' and a task_action_refused event, so the
+    inbox shows it. False for an unknown task or a replayed action id."""
+    with transaction(engine) as session:
+        task = session.get(FollowupTask, task_id, with_for_update=True)
+        if task is None or session.get(FollowupAction, action_id) is not None:
+            return False
+        details = {"action_type": action_type, "action_id": action_id, "refused": reason[:500]}
+        session.add(
+            FollowupAction(
+                action_id=action_id,
+                task_id=task_id,
+                type="refused",
+                note="",
+                actor=actor,
+                details=details,
+                recorded_at=now,
+            )
+        )
+        record_event(
+            session,
+            rules,
+            task,
+            "task_action_refused",
+            TaskStatus(task.status),
+            actor,
+            now,
+            reason=reason[:500],
+            details=details,
+        )
+        return True
 
 
 def _event_type(action: ActionType, status: TaskStatus) -> str:

@@ -185,7 +185,7 @@ async def test_an_action_on_an_unknown_task_is_dead_lettered(
     assert [row[0] for row in actions(h)] == ["a-2"]
 
 
-async def test_actions_the_status_does_not_allow_are_dead_lettered(
+async def test_actions_the_status_does_not_allow_are_recorded_as_refused(
     harness: Callable[..., Harness],
 ) -> None:
     h = harness(closure)
@@ -197,15 +197,27 @@ async def test_actions_the_status_does_not_allow_are_dead_lettered(
         await agent.put(action("a-2", task_id, "call_attempt"), key=b"C-1")
         await agent.put(action("a-2b", task_id, "customer_informed", note="told"), key=b"C-1")
         await agent.put(no_cause, key=b"C-1")
-        await settled(h, lambda: len(h.sent_to("dead-letters")) == 2, "two dead letters")
-    letters = h.sent_to("dead-letters")
-    assert "InvalidTransition(" in letters[0]["reason"]
-    assert "ActionRefused(" in letters[1]["reason"] and "root_cause" in letters[1]["reason"]
-    assert base64.b64decode(letters[1]["original_b64"]) == no_cause
+        await agent.put(no_cause, key=b"C-1")  # redelivered: still one refusal
+        await settled(h, lambda: len(actions(h)) == 4, "four actions")
+    assert h.sent_to("dead-letters") == []
+    refused = rows(
+        h,
+        "SELECT seq, reason FROM followup_task_events WHERE event_type = 'task_action_refused'"
+        " ORDER BY seq",
+    )
+    assert [seq for seq, _ in refused] == [2, 5]
+    assert "not possible while the task is open" in refused[0][1]
+    assert "root_cause" in refused[1][1]
+    assert [row[2] for row in actions(h)] == [
+        "refused",
+        "call_attempt",
+        "customer_informed",
+        "refused",
+    ]
     assert task(h, task_id).status == "customer_informed"
 
 
-async def test_a_new_action_on_a_closed_task_is_dead_lettered(
+async def test_a_new_action_on_a_closed_task_is_refused_and_changes_nothing(
     harness: Callable[..., Harness],
 ) -> None:
     h = harness(closure)
@@ -216,13 +228,11 @@ async def test_a_new_action_on_a_closed_task_is_dead_lettered(
             action("a-1", task_id, "cancel", note="duplicate of another task"), key=b"C-1"
         )
         await agent.put(late, key=b"C-1")
-        await settled(h, lambda: bool(h.sent_to("dead-letters")), "the dead letter")
-    letters = h.sent_to("dead-letters")
-    assert len(letters) == 1
-    assert letters[0]["reason"].startswith("follow-up action not applicable: TaskClosed(")
-    assert base64.b64decode(letters[0]["original_b64"]) == late
+        await settled(h, lambda: len(actions(h)) == 2, "the refusal")
+    assert rows(h, "SELECT type FROM followup_actions WHERE action_id = 'a-9'") == [("refused",)]
     cancelled = task(h, task_id)
     assert (cancelled.status, cancelled.closed_at) == ("cancelled", NOW)
+    assert [row[1] for row in history(h)][-1] == "task_action_refused"
     assert h.sent_to("contact-events") == []  # no recovery survey for a cancelled task
 
 

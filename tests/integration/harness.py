@@ -65,6 +65,7 @@ class RunningLoop:
     web_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    demo_staff: bool = False  # `cxloop up` creates demo inbox accounts on a fresh database
 
     @property
     def bootstrap(self) -> str:
@@ -103,6 +104,13 @@ class RunningLoop:
                     str(self.web_port),
                     "--database-url",
                     self.database_url,
+                    "--demo-staff" if self.demo_staff else "--no-demo-staff",
+                    # Complaint mail intake only where a test asks for it (its env).
+                    *(
+                        []
+                        if "CXLOOP_COMPLAINT_SMTP_PORT" in self.extra_env
+                        else ["--complaint-port", "0"]
+                    ),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -221,6 +229,7 @@ def running_loop(
     database_url: str | None = None,
     rules: str | None = None,
     env: dict[str, str] | None = None,
+    demo_staff: bool = False,
 ) -> Iterator[RunningLoop]:
     """A started `cxloop up` with its data in *base*, stopped on leaving.
 
@@ -235,6 +244,7 @@ def running_loop(
         data_dir=base / "cxloop",
         database_url=database_url or f"sqlite:///{base / 'cxloop.db'}",
         extra_env=extra_env,
+        demo_staff=demo_staff,
     )
     running.start()
     try:

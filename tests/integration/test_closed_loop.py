@@ -12,6 +12,7 @@ import orjson
 import pytest
 from sqlalchemy import text
 
+from models.staff_auth import authenticate
 from tests.conftest import wait_for
 from tests.integration.harness import RunningLoop, contact_event, running_loop
 
@@ -273,3 +274,31 @@ def test_shutdown_leaves_no_broker_behind(tmp_path: Path) -> None:
     assert running.stop() == 0
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", running.kafka_port), 1).close()
+
+
+def test_up_creates_demo_inbox_accounts_that_get_the_work(tmp_path: Path) -> None:
+    with running_loop(tmp_path, demo_staff=True) as loop:
+        accounts = loop.data_dir / "staff-accounts"
+        assert accounts.stat().st_mode & 0o777 == 0o600
+        lines = [line.split("\t") for line in accounts.read_text().splitlines()[1:]]
+        assert {(name, role, team) for name, role, team, _ in lines} == {
+            ("admin", "admin", "-"),
+            ("service-lead", "lead", "service"),
+            ("service-staff", "staff", "service"),
+            ("complaints-lead", "lead", "complaints"),
+            ("complaints-staff", "staff", "complaints"),
+        }
+        engine = loop.engine()
+        try:
+            for name, _role, _team, password in lines:
+                assert authenticate(engine, name, password) is not None, name
+        finally:
+            engine.dispose()
+        assert "Staff inbox" in loop.log_path.read_text()
+        loop.emit(contact_event("c", kind="complaint", comment="Al drie keer gebeld"))
+        assigned = wait_for(
+            lambda: loop.rows("SELECT team, assignee, status, comment FROM followup_tasks"),
+            15,
+            "the complaint task",
+        )
+        assert assigned == [("complaints", "complaints-staff", "assigned", "Al drie keer gebeld")]

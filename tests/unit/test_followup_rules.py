@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from agents.cli import cli
 from models.calendar import WeeklyWindow
 from models.followup_rules import (
     DEFAULT_ROOT_CAUSES,
@@ -426,3 +428,15 @@ def test_a_boost_gives_the_highest_matching_priority(
         if attributes.get(key) == value
     ]
     assert boosted == min([priority, *matching])
+
+
+def test_the_check_command_lists_teams_and_names_the_bad_line(tmp_path: Path) -> None:
+    runner = CliRunner()
+    good = runner.invoke(cli, ["followup", "check"])
+    assert good.exit_code == 0, good.output
+    assert "complaints" in good.output and "round_rob" in good.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('version = "x"\n[[team]]\nname = "a"\n[[route]]\nteam = "b"\n')
+    refused = runner.invoke(cli, ["followup", "check", str(bad)])
+    assert refused.exit_code == 2
+    assert f"{bad}:5:" in refused.output and "unknown team 'b'" in refused.output
