@@ -14,52 +14,25 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 import faust
+import orjson
 import structlog
 
 from agents.runtime import Runtime
 from agents.smtp_sender import FailureKind, SmtpFailure, SmtpSender
-from models.tables import FollowupTask, FollowupTaskHistory, StaffNotification
+from models.tables import StaffNotification
 from models.task_store import (
     claim_notifications,
     claim_unpublished_events,
     escalate_due,
     finish_notification,
     mark_events_published,
-    task_event_payload,
 )
-from streams.records import FollowupTaskEvent
 
 log = structlog.get_logger("cxloop.task_outbox")
 
 RELAY_BATCH = 500
 RELAY_IDLE_S = 0.5  # the longest an event waits when no nudge came
 MAX_MAIL_ATTEMPTS = 10
-
-
-def wire_event(task: FollowupTask, event: FollowupTaskHistory) -> FollowupTaskEvent:
-    """The followup-tasks record of a stored history event."""
-    payload = task_event_payload(task, event)
-    return FollowupTaskEvent(
-        event_type=event.event_type,
-        task_id=task.task_id,
-        customer_id=task.customer_id,
-        origin=task.origin,
-        priority=task.priority,
-        status=event.to_status,
-        due_at=task.due_at,
-        occurred_at=event.occurred_at,
-        action_type=payload["action_type"],
-        event_id=event.event_id,
-        seq=event.seq,
-        team=task.team,
-        assignee=task.assignee,
-        from_status=event.from_status,
-        actor=event.actor,
-        reason=payload["reason"],
-        details=event.details,
-        first_contact_due_at=task.first_contact_due_at,
-        sla_due_at=task.sla_due_at,
-    )
 
 
 async def relay_once(rt: Runtime) -> int:
@@ -69,10 +42,10 @@ async def relay_once(rt: Runtime) -> int:
         claimed = await rt.db(claim_unpublished_events, rt.engine, rt.clock(), RELAY_BATCH)
         if not claimed:
             return total
-        for task, event in claimed:  # in order: one task's events must not overtake
-            record = wire_event(task, event)
-            await rt.send(rt.topics.followup_tasks, task.customer_id, record.to_bytes())
-        await rt.db(mark_events_published, rt.engine, [e.event_id for _, e in claimed], rt.clock())
+        for event in claimed:  # in order: one task's events must not overtake
+            customer = event.payload["customer_id"]
+            await rt.send(rt.topics.followup_tasks, customer, orjson.dumps(event.payload))
+        await rt.db(mark_events_published, rt.engine, [e.event_id for e in claimed], rt.clock())
         total += len(claimed)
         if len(claimed) < RELAY_BATCH:
             return total

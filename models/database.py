@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, event, select
@@ -108,3 +108,26 @@ def lock_due(
             .with_for_update(skip_locked=True)
         ).scalars()
     )
+
+
+def claim_attempts(
+    session: Session, outbox: type[Any], now: datetime, lease: timedelta, limit: int, *where: Any
+) -> list[Any]:
+    """Up to *limit* pending rows of an outbox table (status, attempts, next_attempt_at) that
+    are due, soonest first, each counted as an attempt and pushed *lease* ahead, so no other
+    sweeper takes it while this one works on it (SKIP LOCKED on PostgreSQL; SQLite
+    serialises writers). *where* narrows the rows further."""
+    rows = list(
+        session.execute(
+            select(outbox)
+            .where(col(outbox.status) == "pending", col(outbox.next_attempt_at) <= now, *where)
+            .order_by(col(outbox.next_attempt_at))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
+    for row in rows:
+        row.attempts += 1
+        row.next_attempt_at = now + lease
+        session.add(row)
+    return rows

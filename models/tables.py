@@ -349,6 +349,11 @@ class FollowupTaskHistory(SQLModel, table=True):
     )
     occurred_at: datetime = _utc(nullable=False)
     created_at: datetime = _utc(nullable=False)
+    # The event as published on followup-tasks and to webhooks, taken when it happened:
+    # the task's team, assignee and due times then, not when the relay got to it.
+    payload: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict)
+    )
     published_at: datetime | None = _utc(nullable=True)
     lease_until: datetime | None = _utc(nullable=True)  # a relay is publishing it
 

@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy import Engine, func, or_, select, update
 from sqlmodel import Session, col
 
-from models.database import insert_many_if_absent, lock_due, transaction
+from models.database import claim_attempts, insert_many_if_absent, lock_due, transaction
 from models.followup import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -56,7 +56,6 @@ class ActionResult:
     task: FollowupTask
     action: FollowupAction
     fresh: bool
-    events: tuple[FollowupTaskHistory, ...] = ()
 
 
 class TaskNotFound(LookupError):
@@ -169,9 +168,7 @@ def open_tasks_in(
                 previous,
                 SYSTEM_ACTOR,
                 now,
-                reason=rules.teams[task.team].assignment
-                if task.team in rules.teams
-                else "round_robin",
+                reason=rules.teams[task.team].assignment,  # a member means a known team
                 details={"assignee": member.username},
             )
     return [(stored[i], i in fresh) for i in ids]
@@ -312,6 +309,7 @@ def record_event(
         occurred_at=at or now,
         created_at=now,
     )
+    event.payload = task_event_payload(task, event)
     session.add(task)
     session.add(event)
     hooks = [
@@ -321,7 +319,7 @@ def record_event(
         and (h.teams is None or task.team in h.teams)
     ]
     if hooks:
-        body = orjson.dumps(task_event_payload(task, event)).decode()
+        body = orjson.dumps(event.payload).decode()
         insert_many_if_absent(
             session,
             WebhookDelivery,
@@ -348,8 +346,8 @@ def _short_hash(text: str) -> str:
 
 def claim_unpublished_events(
     engine: Engine, now: datetime, limit: int = 500
-) -> list[tuple[FollowupTask, FollowupTaskHistory]]:
-    """Task events not yet on followup-tasks, with their task, leased for a minute to this
+) -> list[FollowupTaskHistory]:
+    """Task events not yet on followup-tasks, leased for a minute to this
     relay (SKIP LOCKED on PostgreSQL) so relays on other workers take others. Each task's
     events come in seq order, and only from its oldest unpublished one: an event whose
     predecessor is still waiting (or leased by another relay) waits for the next round, so
@@ -392,20 +390,10 @@ def claim_unpublished_events(
             while seq in mine:
                 events.append(mine[seq])
                 seq += 1
-        if not events:
-            return []
         for event in events:
             event.lease_until = now + _CLAIM_LEASE
             session.add(event)
-        tasks = {
-            t.task_id: t
-            for t in session.execute(
-                select(FollowupTask).where(
-                    col(FollowupTask.task_id).in_({e.task_id for e in events})
-                )
-            ).scalars()
-        }
-        return [(tasks[e.task_id], e) for e in events]
+        return events
 
 
 def mark_events_published(engine: Engine, event_ids: Sequence[str], now: datetime) -> None:
@@ -455,10 +443,9 @@ class TaskFilter:
 
 
 def list_tasks(
-    engine: Engine, where: TaskFilter | None = None, now: datetime | None = None, limit: int = 500
+    engine: Engine, where: TaskFilter, now: datetime, limit: int = 500
 ) -> list[FollowupTask]:
     """Tasks matching *where*, soonest SLA due first (tasks without a running SLA last)."""
-    where = where or TaskFilter()
     query = select(FollowupTask)
     if where.teams is not None:
         query = query.where(col(FollowupTask.team).in_(where.teams))
@@ -474,10 +461,8 @@ def list_tasks(
         query = query.where(col(FollowupTask.assignee) == where.assignee)
     if where.customer_id:
         query = query.where(col(FollowupTask.customer_id) == where.customer_id)
-    if where.overdue and now is not None:
-        query = query.where(col(FollowupTask.sla_due_at) < now).where(
-            col(FollowupTask.status).in_([s.value for s in ACTIVE_STATUSES])
-        )
+    if where.overdue:
+        query = query.where(*_overdue(now))
     query = query.order_by(
         col(FollowupTask.sla_due_at).is_(None),
         col(FollowupTask.sla_due_at),
@@ -488,6 +473,14 @@ def list_tasks(
         return list(session.execute(query).scalars())
 
 
+def _overdue(now: datetime) -> tuple[Any, ...]:
+    """is_overdue below, as SQL conditions."""
+    return (
+        col(FollowupTask.sla_due_at) < now,
+        col(FollowupTask.status).in_([s.value for s in ACTIVE_STATUSES]),
+    )
+
+
 def is_overdue(task: FollowupTask, now: datetime) -> bool:
     return (
         task.sla_due_at is not None
@@ -496,7 +489,7 @@ def is_overdue(task: FollowupTask, now: datetime) -> bool:
     )
 
 
-def tasks_version(engine: Engine, where: TaskFilter, now: datetime | None = None) -> str:
+def tasks_version(engine: Engine, where: TaskFilter, now: datetime) -> str:
     """A fingerprint of the tasks *where* selects (ids and versions): the inbox polls it and
     reloads its list only when it changes."""
     query = select(
@@ -506,10 +499,7 @@ def tasks_version(engine: Engine, where: TaskFilter, now: datetime | None = None
     )
     if where.teams is not None:
         query = query.where(col(FollowupTask.team).in_(where.teams))
-    overdue = select(func.count()).where(
-        col(FollowupTask.sla_due_at) < (now or datetime.now(UTC)),
-        col(FollowupTask.status).in_([s.value for s in ACTIVE_STATUSES]),
-    )
+    overdue = select(func.count()).where(*_overdue(now))
     if where.teams is not None:
         overdue = overdue.where(col(FollowupTask.team).in_(where.teams))
     with transaction(engine) as session:
@@ -573,34 +563,30 @@ def apply_action(
             recorded_at=now,
         )
         session.add(action)
-        events = [
+        record_event(
+            session,
+            rules,
+            task,
+            _event_type(action_type, status),
+            previous,
+            actor,
+            now,
+            reason=note or None,
+            details=event_details,
+        )
+        if status is TaskStatus.UNREACHABLE and previous is not TaskStatus.UNREACHABLE:
             record_event(
                 session,
                 rules,
                 task,
-                _event_type(action_type, status),
-                previous,
-                actor,
+                "task_unreachable",
+                status,
+                SYSTEM_ACTOR,
                 now,
-                reason=note or None,
-                details=event_details,
+                reason=f"{failed} failed call attempts",
+                details={"failed_attempts": failed},
             )
-        ]
-        if status is TaskStatus.UNREACHABLE and previous is not TaskStatus.UNREACHABLE:
-            events.append(
-                record_event(
-                    session,
-                    rules,
-                    task,
-                    "task_unreachable",
-                    status,
-                    SYSTEM_ACTOR,
-                    now,
-                    reason=f"{failed} failed call attempts",
-                    details={"failed_attempts": failed},
-                )
-            )
-        return ActionResult(task, action, fresh=True, events=tuple(events))
+        return ActionResult(task, action, fresh=True)
 
 
 def _apply_details(
@@ -898,21 +884,7 @@ def claim_notifications(engine: Engine, now: datetime, limit: int = 50) -> list[
     """Pending staff e-mails that are due, locked and pushed a minute ahead so a second
     sweeper does not take them while this one sends."""
     with transaction(engine) as session:
-        rows = list(
-            session.execute(
-                select(StaffNotification)
-                .where(col(StaffNotification.status) == "pending")
-                .where(col(StaffNotification.next_attempt_at) <= now)
-                .order_by(col(StaffNotification.next_attempt_at))
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            ).scalars()
-        )
-        for row in rows:
-            row.attempts += 1
-            row.next_attempt_at = now + _CLAIM_LEASE
-            session.add(row)
-        return rows
+        return claim_attempts(session, StaffNotification, now, _CLAIM_LEASE, limit)
 
 
 def finish_notification(

@@ -23,11 +23,11 @@ from email.utils import parsedate_to_datetime
 from aiohappyeyeballs import AddrInfoType, SocketFactoryType
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlmodel import col
 from yarl import URL
 
-from models.database import transaction
+from models.database import claim_attempts, transaction
 from models.followup_rules import WebhookSpec
 from models.tables import WebhookDelivery
 
@@ -226,14 +226,14 @@ def check_target(url: str, allow_private: bool) -> None:
     parsed = URL(url)
     if parsed.scheme not in ("http", "https"):
         raise RefusedAddress(f"refused: scheme {parsed.scheme!r} (only http and https)")
-    host = parsed.raw_host
+    host = parsed.raw_host  # an IPv6 literal without its brackets
     if not host:
         raise RefusedAddress("refused: the URL has no host")
     try:
-        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+        ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return  # a name: checked when it resolves
-    reason = address_refusal(host.strip("[]"), allow_private)
+    reason = address_refusal(host, allow_private)
     if reason is not None:
         raise _refused(reason, allow_private)
 
@@ -362,22 +362,8 @@ def claim_deliveries(
     if not webhooks:
         return []
     with transaction(engine) as session:
-        rows = list(
-            session.execute(
-                select(WebhookDelivery)
-                .where(col(WebhookDelivery.status) == "pending")
-                .where(col(WebhookDelivery.webhook).in_(list(webhooks)))
-                .where(col(WebhookDelivery.next_attempt_at) <= now)
-                .order_by(col(WebhookDelivery.next_attempt_at))
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            ).scalars()
-        )
-        for row in rows:
-            row.attempts += 1
-            row.next_attempt_at = now + lease
-            session.add(row)
-        return rows
+        where = col(WebhookDelivery.webhook).in_(list(webhooks))
+        return claim_attempts(session, WebhookDelivery, now, lease, limit, where)
 
 
 def finish_delivery(

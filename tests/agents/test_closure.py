@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 
 from agents import closure
@@ -134,6 +135,17 @@ async def test_task_events_reach_the_stream_in_order_with_the_team(
     ]
     assert events[1]["action_type"] == "call_attempt"
     assert "email" not in events[0] and "comment" not in events[0]
+    # Each event is the task as it was then: before contact the first-contact SLA ran,
+    # after it the closure SLA, although both went out after the call.
+    stored = task(h, task_id)
+    assert [e["sla_due_at"] for e in events] == [
+        stored.first_contact_due_at.isoformat(),
+        stored.due_at.isoformat(),
+    ]
+    for event in events:  # what went out is the documented record
+        assert (
+            records.FollowupTaskEvent.from_bytes(orjson.dumps(event)).event_id == event["event_id"]
+        )
     assert await relay_once(h.rt) == 0  # published once
 
 
