@@ -32,8 +32,8 @@ from models.complaint_intake import (
     complaint_from_mail,
     complaint_received_page,
     complaint_reference,
-    new_form_token,
 )
+from models.tokens import new_token
 
 log = structlog.get_logger("cxloop.complaint_intake")
 
@@ -47,8 +47,9 @@ class PublishFailed(Exception):
 
 
 async def publish_complaint(rt: Runtime, event: Mapping[str, Any]) -> None:
-    """Put a complaint contact event on contact-events (keyed by customer id) and wait for
-    the broker's ack."""
+    """Put a complaint contact event (from complaint_from_mail or _form, which checked it
+    against the contact-event contract) on contact-events, keyed by customer id, and wait
+    for the broker's ack."""
     send = rt.send(rt.topics.contact_events, event["customer"]["id"], orjson.dumps(event))
     try:
         await asyncio.wait_for(send, PUBLISH_PATIENCE_S)
@@ -154,9 +155,7 @@ def register(app: faust.App, rt: Runtime) -> None:
         async def get(self, request: Request) -> Response:
             structlog.contextvars.clear_contextvars()
             locale = preferred_locale(request.headers.get("Accept-Language"))
-            return self.html(
-                complaint_form_page(locale=locale, action="/complaint", token=new_form_token())
-            )
+            return self.html(self._form(locale, {}))
 
         async def post(self, request: Request) -> Response:
             structlog.contextvars.clear_contextvars()
@@ -199,7 +198,7 @@ def register(app: faust.App, rt: Runtime) -> None:
             notice: str | None = None,
         ) -> str:
             # The same token again, so fixing a mistake and sending is still one complaint.
-            token = values.get("form_token") or new_form_token()
+            token = values.get("form_token") or new_token()
             return complaint_form_page(
                 locale=locale,
                 action="/complaint",

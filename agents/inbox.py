@@ -68,6 +68,7 @@ from models.task_store import (
     task_history,
     tasks_version,
 )
+from models.tokens import looks_like_token, new_token
 from streams.records import FollowupAction
 
 log = structlog.get_logger("cxloop.inbox")
@@ -80,7 +81,6 @@ PROXY_CSRF_COOKIE = "cxloop_staff_csrf"  # proxy mode has no session row to keep
 SESSION_PATHS = (BASE, "/api")  # the API takes the inbox session too (with X-CSRF-Token)
 CSRF_FIELD = "_csrf"
 LIST_LIMIT = 500
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{8,80}$")
 _FORM_NAMESPACE = uuid.UUID("c6f4d7a0-2b1e-4f3c-8a5d-9e0b1c2d3e4f")
 
@@ -89,12 +89,12 @@ _FORM_NAMESPACE = uuid.UUID("c6f4d7a0-2b1e-4f3c-8a5d-9e0b1c2d3e4f")
 class Caller:
     """A signed-in person (or integration): who, the CSRF token their forms and writes must
     carry ("" when none is needed: bearer tokens are not sent by browsers on their own),
+    their session id (None in proxy mode or with a bearer token: nothing to sign out of),
     and a CSRF cookie to set when proxy mode just made one."""
 
     viewer: Viewer
     display_name: str
     csrf: str
-    via: str  # session | proxy | token
     session_id: str | None = None
     new_csrf_cookie: str | None = None
 
@@ -110,7 +110,7 @@ def proxy_mode(rt: Runtime) -> bool:
 
 def _cookie(request: Request, name: str) -> str | None:
     value = request.cookies.get(name)
-    return value if isinstance(value, str) and _TOKEN.fullmatch(value) else None
+    return value if isinstance(value, str) and looks_like_token(value) else None
 
 
 async def find_caller(rt: Runtime, request: Request) -> Caller | None:
@@ -126,7 +126,7 @@ async def find_caller(rt: Runtime, request: Request) -> Caller | None:
     )
     if signed is None:
         return None
-    return Caller(signed.viewer, signed.display_name, signed.csrf_token, "session", session_id)
+    return Caller(signed.viewer, signed.display_name, signed.csrf_token, session_id)
 
 
 async def _proxy_caller(rt: Runtime, request: Request) -> Caller | None:
@@ -137,8 +137,17 @@ async def _proxy_caller(rt: Runtime, request: Request) -> Caller | None:
     if user is None or not user.active:
         return None
     csrf = _cookie(request, PROXY_CSRF_COOKIE)
-    fresh = None if csrf else secrets.token_urlsafe(32)
-    return Caller(Viewer.of(user), user.display_name, csrf or fresh or "", "proxy", None, fresh)
+    if csrf is not None:
+        return Caller(Viewer.of(user), user.display_name, csrf)
+    fresh = new_token()
+    return Caller(Viewer.of(user), user.display_name, fresh, new_csrf_cookie=fresh)
+
+
+async def load_task(rt: Runtime, task_id: str) -> FollowupTask | None:
+    try:
+        return await rt.db_for_request(get_task, rt.engine, task_id)
+    except TaskNotFound:
+        return None
 
 
 async def publish_action(
@@ -262,7 +271,7 @@ def register(app: faust.App, rt: Runtime) -> None:
     def chrome(caller: Caller) -> PageChrome:
         v = caller.viewer
         return PageChrome(
-            caller.display_name, v.role, v.team, caller.csrf, caller.via == "session", poll_ms
+            caller.display_name, v.role, v.team, caller.csrf, caller.session_id is not None, poll_ms
         )
 
     def not_signed_in(view: CxView, request: Request) -> Response:
@@ -287,11 +296,14 @@ def register(app: faust.App, rt: Runtime) -> None:
             view, message_page(title=title, message=message, chrome=chrome(caller)), status
         )
 
-    async def load_task(task_id: str) -> FollowupTask | None:
-        try:
-            return await rt.db_for_request(get_task, rt.engine, task_id)
-        except TaskNotFound:
-            return None
+    async def visible_task(view: CxView, caller: Caller, task_id: str) -> FollowupTask | Response:
+        """The task when *caller* may see it; otherwise the 404 or 403 page."""
+        task = await load_task(rt, task_id)
+        if task is None:
+            return refused(view, caller, 404, "No such task", "There is no such task.")
+        if not caller.viewer.can_see(task):
+            return refused(view, caller, 403, "Not your team's task", _OTHER_TEAM)
+        return task
 
     async def render_task(
         caller: Caller,
@@ -340,7 +352,7 @@ def register(app: faust.App, rt: Runtime) -> None:
         async def get(self, request: Request) -> Response:
             if proxy_mode(rt):
                 return redirect(self, BASE)
-            token = _cookie(request, LOGIN_COOKIE) or secrets.token_urlsafe(32)
+            token = _cookie(request, LOGIN_COOKIE) or new_token()
             page = login_page(csrf=token, next_url=safe_next(request.query.get("next")))
             return respond(self, page, cookies=(self._login_cookie(token),))
 
@@ -382,7 +394,7 @@ def register(app: faust.App, rt: Runtime) -> None:
             return redirect(self, next_url, cookies)
 
         def _form(self, next_url: str, error: str, status: int, username: str = "") -> Response:
-            token = secrets.token_urlsafe(32)
+            token = new_token()
             page = login_page(csrf=token, next_url=next_url, username=username, error=error)
             return respond(self, page, status, cookies=(self._login_cookie(token),))
 
@@ -481,7 +493,7 @@ def register(app: faust.App, rt: Runtime) -> None:
             caller = await find_caller(rt, request)
             if caller is None:
                 return json_unauthorised(self)
-            task = await load_task(task_id)
+            task = await load_task(rt, task_id)
             if task is None:
                 return self.json({"error": "task_not_found"}, status=404)
             if not caller.viewer.can_see(task):
@@ -502,11 +514,9 @@ def register(app: faust.App, rt: Runtime) -> None:
             if not same_secret(form.get(CSRF_FIELD), caller.csrf):
                 log.info("inbox_request_refused", status=403, reason="csrf")
                 return refused(self, caller, 403, "Forbidden", "Reload the page and try again.")
-            task = await load_task(task_id)
-            if task is None:
-                return refused(self, caller, 404, "No such task", "There is no such task.")
-            if not caller.viewer.can_see(task):
-                return refused(self, caller, 403, "Not your team's task", _OTHER_TEAM)
+            task = await visible_task(self, caller, task_id)
+            if not isinstance(task, FollowupTask):
+                return task
             details = _form_details(form, caller.viewer)
             try:
                 action = await vet(
@@ -532,11 +542,9 @@ def register(app: faust.App, rt: Runtime) -> None:
             caller = await find_caller(rt, request)
             if caller is None:
                 return not_signed_in(self, request)
-            task = await load_task(task_id)
-            if task is None:
-                return refused(self, caller, 404, "No such task", "There is no such task.")
-            if not caller.viewer.can_see(task):
-                return refused(self, caller, 403, "Not your team's task", _OTHER_TEAM)
+            task = await visible_task(self, caller, task_id)
+            if not isinstance(task, FollowupTask):
+                return task
             page = await render_task(caller, task, notice=request.query.get("sent"))
             return respond(self, page, caller=caller)
 

@@ -19,10 +19,9 @@ import faust
 import structlog
 from faust.web import Request, Response
 
-from agents.inbox import Caller, find_caller, publish_action, vet
+from agents.inbox import Caller, find_caller, load_task, publish_action, vet
 from agents.runtime import Runtime
-from agents.web_helpers import BadJson, CxView, json_object, staff_token_ok
-from models.followup import ActionType, TaskStatus, allowed_actions
+from agents.web_helpers import BadJson, CxView, bearer_token, json_object, staff_token_ok
 from models.followup_rules import PRIORITY_NAMES
 from models.inbox_pages import FilterProblem, parse_filters
 from models.staff_auth import (
@@ -34,8 +33,6 @@ from models.staff_auth import (
 )
 from models.tables import FollowupTask, FollowupTaskHistory, StructuralFix
 from models.task_store import (
-    TaskNotFound,
-    get_task,
     is_overdue,
     list_structural_fixes,
     list_tasks,
@@ -107,17 +104,6 @@ def fix_json(fix: StructuralFix) -> dict[str, object]:
     }
 
 
-def actions_for(viewer: Viewer, task: FollowupTask) -> list[str]:
-    """The actions *viewer* may take on *task* now (assign: at least to themselves)."""
-
-    def may(action: ActionType) -> bool:
-        if action is ActionType.ASSIGN:
-            return viewer.can_see(task) and (viewer.is_admin or viewer.team is not None)
-        return viewer.can_act(task, action)
-
-    return [a.value for a in allowed_actions(TaskStatus(task.status)) if may(a)]
-
-
 def task_detail_json(
     task: FollowupTask, events: list[FollowupTaskHistory], viewer: Viewer, now: datetime
 ) -> dict[str, object]:
@@ -142,7 +128,7 @@ def task_detail_json(
         "contacted_at": _iso(task.contacted_at),
         "informed_at": _iso(task.informed_at),
         "events": [event_json(e) for e in events],
-        "allowed_actions": actions_for(viewer, task),
+        "allowed_actions": [a.value for a in viewer.possible_actions(task)],
     }
 
 
@@ -152,29 +138,41 @@ def register(app: faust.App, rt: Runtime) -> None:
     async def api_caller(request: Request) -> Caller | None:
         """A bearer token (global or a user's) or else the inbox session; a wrong bearer
         token is 401 even next to a session cookie."""
-        header = request.headers.get("Authorization", "")
-        if not header:
+        if not request.headers.get("Authorization"):
             return await find_caller(rt, request)
-        scheme, _, given = header.partition(" ")
-        given = given.strip()
-        if scheme.lower() != "bearer" or not given:
+        given = bearer_token(request)
+        if not given:
             return None
         if staff_token_ok(rt, given):
-            return Caller(Viewer(API_ACTOR, "admin", None), API_ACTOR, "", "token")
+            return Caller(Viewer(API_ACTOR, "admin", None), API_ACTOR, csrf="")
         user = await rt.db_for_request(user_for_token, rt.engine, given)
         if user is None:
             return None
-        return Caller(Viewer.of(user), user.display_name, "", "token")
+        return Caller(Viewer.of(user), user.display_name, csrf="")
 
     async def visible_task(view: CxView, caller: Caller, task_id: str) -> FollowupTask | Response:
-        try:
-            task = await rt.db_for_request(get_task, rt.engine, task_id)
-        except TaskNotFound:
+        """The task when *caller* may see it; otherwise the 404 or 403 answer."""
+        task = await load_task(rt, task_id)
+        if task is None:
             return view.json({"error": "task_not_found"}, status=404)
         if not caller.viewer.can_see(task):
             log.info("api_request_refused", status=403, role=caller.viewer.role)
             return view.json({"error": "forbidden"}, status=403)
         return task
+
+    async def task_with_events(
+        view: CxView, request: Request, task_id: str
+    ) -> tuple[Viewer, FollowupTask, list[FollowupTaskHistory]] | Response:
+        """Who asks, the task and its history, when the caller may see the task; otherwise
+        the 401, 404 or 403 answer."""
+        caller = await api_caller(request)
+        if caller is None:
+            return view.unauthorised()
+        task = await visible_task(view, caller, task_id)
+        if not isinstance(task, FollowupTask):
+            return task
+        events = await rt.db_for_request(task_history, rt.engine, task.task_id)
+        return caller.viewer, task, events
 
     @app.page("/api/tasks")
     class Tasks(CxView):
@@ -214,13 +212,10 @@ def register(app: faust.App, rt: Runtime) -> None:
         """GET → the task's history, oldest first."""
 
         async def get(self, request: Request, task_id: str) -> Response:
-            caller = await api_caller(request)
-            if caller is None:
-                return self.unauthorised()
-            task = await visible_task(self, caller, task_id)
-            if not isinstance(task, FollowupTask):
-                return task
-            events = await rt.db_for_request(task_history, rt.engine, task.task_id)
+            found = await task_with_events(self, request, task_id)
+            if not isinstance(found, tuple):
+                return found
+            _, task, events = found
             body = {"task_id": task.task_id, "events": [event_json(e) for e in events]}
             return self.json(body, headers=_NO_STORE)
 
@@ -284,14 +279,11 @@ def register(app: faust.App, rt: Runtime) -> None:
         """GET → the task with contact details, history and the caller's possible actions."""
 
         async def get(self, request: Request, task_id: str) -> Response:
-            caller = await api_caller(request)
-            if caller is None:
-                return self.unauthorised()
-            task = await visible_task(self, caller, task_id)
-            if not isinstance(task, FollowupTask):
-                return task
-            events = await rt.db_for_request(task_history, rt.engine, task.task_id)
-            body = task_detail_json(task, events, caller.viewer, rt.clock())
+            found = await task_with_events(self, request, task_id)
+            if not isinstance(found, tuple):
+                return found
+            viewer, task, events = found
+            body = task_detail_json(task, events, viewer, rt.clock())
             return self.json(body, headers=_NO_STORE)
 
 

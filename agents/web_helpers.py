@@ -12,14 +12,14 @@ from faust.web import Request, Response, View
 
 from agents.runtime import DatabaseUnavailable, Runtime
 from models.survey_content import FALLBACK_LOCALE, SUPPORTED_LOCALES
+from models.survey_templates import language_code
 from models.tokens import hash_token, looks_like_token
 
 
 def preferred_locale(accept_language: str | None) -> str:
     """The first supported language in an Accept-Language header, else English."""
     for part in (accept_language or "").split(","):
-        code = part.split(";")[0].strip().lower().split("-")[0]
-        code = "no" if code in ("nb", "nn") else code
+        code = language_code(part.split(";")[0])
         if code in SUPPORTED_LOCALES:
             return code
     return FALLBACK_LOCALE
@@ -58,10 +58,15 @@ def staff_token_ok(rt: Runtime, given: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+def bearer_token(request: Request) -> str:
+    """The token of an `Authorization: Bearer …` header; "" for none or another scheme."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else ""
+
+
 def authorised(rt: Runtime, request: Request) -> bool:
     """True when the request carries the configured staff bearer token."""
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and staff_token_ok(rt, given.strip())
+    return staff_token_ok(rt, bearer_token(request))
 
 
 def link_token_hash(token: str) -> str | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,11 +23,20 @@ from email.message import EmailMessage, Message
 from html.parser import HTMLParser
 from typing import Any
 
+import orjson
 from email_validator import EmailNotValidError, validate_email
 
+from models.contact_events import parse_contact_event
 from models.followup import TaskOrigin, task_id_for
 from models.survey_content import render
-from models.survey_templates import FALLBACK_LOCALE, SURVEY_LOCALES, in_locale, read_catalogue
+from models.survey_templates import (
+    FALLBACK_LOCALE,
+    SURVEY_LOCALES,
+    in_locale,
+    language_code,
+    read_catalogue,
+)
+from models.tokens import hash_token, looks_like_token
 
 MAX_MAIL_BYTES = 1_000_000
 MAX_FORM_BYTES = 20_000
@@ -83,8 +91,7 @@ def _one_line(value: str, limit: int) -> str:
 
 def supported_locale(value: str | None) -> str | None:
     """The survey locale a language tag names ('nl-NL' → 'nl', 'nb' → 'no'), or None."""
-    code = (value or "").split(",")[0].strip().lower().replace("_", "-").split("-")[0]
-    code = "no" if code in ("nb", "nn") else code
+    code = language_code((value or "").split(",")[0])
     return code if code in SURVEY_LOCALES else None
 
 
@@ -106,6 +113,13 @@ def _event(
     }
 
 
+def _checked(event: dict[str, Any]) -> dict[str, Any]:
+    """*event*, once the trigger's own contract (parse_contact_event) accepts it. One it
+    refuses is a bug here, so InvalidContactEvent propagates (its message quotes no values)."""
+    parse_contact_event(orjson.dumps(event))
+    return event
+
+
 # --- e-mail -------------------------------------------------------------------------------
 
 
@@ -119,8 +133,16 @@ class MailRefused(ValueError):
         self.reply = reply
 
 
-TOO_LARGE = MailRefused("too_large", "552 5.3.4 Message too big for the complaint intake")
-NO_SENDER = MailRefused("no_sender", "550 5.1.7 No usable From: address")
+def too_large() -> MailRefused:
+    # A new exception per raise: a shared one would keep the last mail's frames alive
+    # through its traceback.
+    return MailRefused("too_large", "552 5.3.4 Message too big for the complaint intake")
+
+
+def no_sender() -> MailRefused:
+    return MailRefused("no_sender", "550 5.1.7 No usable From: address")
+
+
 _AUTOMATIC_REPLY = "250 2.0.0 Automatic message ignored"
 _AUTOMATIC_PRECEDENCE = frozenset({"bulk", "auto_reply", "list", "junk"})
 
@@ -208,10 +230,10 @@ def _sender(message: EmailMessage) -> tuple[str, str | None]:
     except (IndexError, ValueError, TypeError):
         addresses = ()
     if not addresses:
-        raise NO_SENDER
+        raise no_sender()
     address = usable_address(addresses[0].addr_spec)
     if address is None:
-        raise NO_SENDER
+        raise no_sender()
     name = _one_line(addresses[0].display_name or "", NAME_MAX)
     return address, (name if name and "@" not in name else None)
 
@@ -226,20 +248,21 @@ def mail_event_id(message: EmailMessage, sender: str, text: str) -> str:
 def complaint_from_mail(raw: bytes, received_at: datetime) -> dict[str, Any]:
     """The complaint contact event of a received mail; MailRefused when it is none."""
     if len(raw) > MAX_MAIL_BYTES:
-        raise TOO_LARGE
+        raise too_large()
     try:
-        return _mail_event(raw, received_at)
-    except (MessageError, LookupError, ValueError, TypeError) as exc:
-        if isinstance(exc, MailRefused):
-            raise
+        event = _mail_event(raw, received_at)
+    except MailRefused:
+        raise
+    except (MessageError, LookupError, ValueError, TypeError):
         # Malformed beyond what the parser tolerates; the sender gets a permanent answer.
         raise MailRefused("unreadable", "554 5.6.0 The message could not be read") from None
+    return _checked(event)
 
 
 def _mail_event(raw: bytes, received_at: datetime) -> dict[str, Any]:
     parsed = message_from_bytes(raw, policy=policy.default)
     if not isinstance(parsed, EmailMessage):
-        raise NO_SENDER
+        raise no_sender()
     why = automatic(parsed)
     if why is not None:
         raise MailRefused(why, _AUTOMATIC_REPLY)
@@ -260,20 +283,15 @@ def _mail_event(raw: bytes, received_at: datetime) -> dict[str, Any]:
 
 # --- the web form -------------------------------------------------------------------------
 
-FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,100}")
 _PHONE = re.compile(r"[0-9+() ./-]{6,40}")
 HONEYPOT = "website"  # hidden from people; bots fill it in
 
 
-def new_form_token() -> str:
-    """A token for one rendering of the form: sending it twice is one complaint."""
-    return secrets.token_urlsafe(24)
-
-
 def form_event_id(token: str) -> str:
-    """The event id of a form post: the hashed page token, or a fresh one without it."""
-    if FORM_TOKEN.fullmatch(token):
-        return "web-" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    """The event id of a form post: the hashed page token (models.tokens.new_token, one per
+    rendering of the form, so sending it twice is one complaint), or a fresh id without it."""
+    if looks_like_token(token):
+        return "web-" + hash_token(token)[:32]
     return "web-" + uuid.uuid4().hex
 
 
@@ -332,7 +350,7 @@ def complaint_from_form(fields: Mapping[str, str], now: datetime) -> FormResult:
         "locale": values["language"],
     }
     event = _event(form_event_id(values["form_token"]), now, "web", customer, values["message"])
-    return FormResult(values=values, event=event)
+    return FormResult(values=values, event=_checked(event))
 
 
 # --- pages --------------------------------------------------------------------------------
@@ -368,7 +386,6 @@ def complaint_form_page(
         errors=messages,
         notice=t[notice] if notice else None,
         honeypot=HONEYPOT,
-        message_max=COMMENT_MAX,
     )
 
 

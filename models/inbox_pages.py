@@ -11,6 +11,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from importlib.resources import files
 from typing import Any
 from urllib.parse import urlencode
@@ -301,8 +302,8 @@ def action_choices(viewer: Viewer, task: FollowupTask) -> list[tuple[str, str]]:
     has forms of its own)."""
     return [
         (a.value, ACTION_LABELS[a])
-        for a in allowed_actions(TaskStatus(task.status))
-        if a is not ActionType.ASSIGN and viewer.can_act(task, a)
+        for a in viewer.possible_actions(task)
+        if a is not ActionType.ASSIGN
     ]
 
 
@@ -317,7 +318,8 @@ def action_form(
     values: Mapping[str, str] | None = None,
     errors: Mapping[str, str] | None = None,
 ) -> ActionForm:
-    may_assign = ActionType.ASSIGN in allowed_actions(TaskStatus(task.status))
+    possible = allowed_actions(TaskStatus(task.status))
+    may_assign = ActionType.ASSIGN in possible
     me = next((m for m in members if m.username == viewer.username), None)
     assignees = [
         (m.username, f"{m.display_name} ({m.team}, {m.role})")
@@ -333,7 +335,7 @@ def action_form(
         and me is not None
         and task.assignee != viewer.username
         and viewer.can_act(task, ActionType.ASSIGN, me),
-        can_close=ActionType.CLOSE in allowed_actions(TaskStatus(task.status)),
+        can_close=ActionType.CLOSE in possible,
         nonce=nonce,
         values=dict(values or {}),
         errors=dict(errors or {}),
@@ -505,8 +507,9 @@ def message_page(*, title: str, message: str, chrome: PageChrome | None = None) 
     return render("inbox/message.html.j2", title=title, message=message, chrome=chrome)
 
 
+@cache
 def live_script() -> str:
-    """The script that keeps an open list or task page up to date (polling)."""
+    """The script that keeps an open list or task page up to date (polling); read once."""
     return (files("models") / "templates" / "inbox" / "live.js").read_text("utf-8")
 
 

@@ -11,7 +11,6 @@ it; leads may do both within their team; admins everywhere.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -32,6 +31,7 @@ from models.database import transaction
 from models.followup import FINAL_STATUSES, ActionType, TaskStatus, allowed_actions
 from models.followup_rules import FollowupRules
 from models.tables import STAFF_ROLES, FollowupTask, StaffSession, StaffUser
+from models.tokens import hash_token, new_token
 
 Role = Literal["staff", "lead", "admin"]
 API_ACTOR = "api"  # the actor of actions sent with the global staff token
@@ -219,14 +219,10 @@ def authenticate(engine: Engine, username: str, password: str) -> StaffUser | No
     """The active user with this name and password, or None. An unknown, inactive or
     password-less user costs one argon2 verification like a known one, so timing does not
     tell which names exist. A hash made with older parameters is replaced."""
-    try:
-        name = normal_username(username)
-    except StaffUserError:
-        name = None
-    user = get_user(engine, name) if name else None
-    usable = user is not None and user.active and user.password_hash is not None
-    stored = user.password_hash if usable and user and user.password_hash else dummy_hash()
-    if not _verify(stored, password[:_PASSWORD_MAX]) or not usable or user is None:
+    user = get_user(engine, username)
+    stored = user.password_hash if user is not None and user.active else None
+    matches = _verify(stored or dummy_hash(), password[:_PASSWORD_MAX])
+    if not matches or user is None or stored is None:
         return None
     if _HASHER.check_needs_rehash(stored):
         _rehash(engine, user.username, stored, password)
@@ -253,20 +249,14 @@ def _rehash(engine: Engine, username: str, old: str, password: str) -> None:
 # --- API tokens --------------------------------------------------------------------------
 
 
-def token_digest(secret: str) -> str:
-    """The stored form of a token or session id: SHA-256 hex (the secret has 256 random bits,
-    so a fast hash is enough)."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
-
-
 def issue_api_token(engine: Engine, username: str) -> str:
     """A new API token for an active user (the old one stops working); shown once."""
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = TOKEN_PREFIX + new_token()
     with transaction(engine) as session:
         user = session.get(StaffUser, normal_username(username), with_for_update=True)
         if user is None or not user.active:
             raise UnknownStaffUser(username)
-        user.api_token_hash = token_digest(token)
+        user.api_token_hash = hash_token(token)
         session.add(user)
     return token
 
@@ -277,7 +267,7 @@ def user_for_token(engine: Engine, token: str) -> StaffUser | None:
         return None
     with transaction(engine) as session:
         user = session.execute(
-            select(StaffUser).where(col(StaffUser.api_token_hash) == token_digest(token))
+            select(StaffUser).where(col(StaffUser.api_token_hash) == hash_token(token))
         ).scalar_one_or_none()
     return user if user is not None and user.active else None
 
@@ -298,19 +288,18 @@ class NewSession:
 class SignedIn:
     viewer: Viewer
     csrf_token: str
-    expires_at: datetime
     display_name: str
 
 
 def start_session(engine: Engine, username: str, now: datetime, ttl: timedelta) -> NewSession:
     """A new server-side session (expired ones are swept on the way)."""
-    session_id = secrets.token_urlsafe(32)
-    csrf = secrets.token_urlsafe(32)
+    session_id = new_token()
+    csrf = new_token()
     with transaction(engine) as session:
         session.execute(delete(StaffSession).where(col(StaffSession.expires_at) <= now))
         session.add(
             StaffSession(
-                session_hash=token_digest(session_id),
+                session_hash=hash_token(session_id),
                 username=username,
                 csrf_token=csrf,
                 created_at=now,
@@ -325,19 +314,19 @@ def session_user(engine: Engine, session_id: str, now: datetime) -> SignedIn | N
     if not session_id or len(session_id) > 200:
         return None
     with transaction(engine) as session:
-        row = session.get(StaffSession, token_digest(session_id))
+        row = session.get(StaffSession, hash_token(session_id))
         if row is None or row.expires_at <= now:
             return None
         user = session.get(StaffUser, row.username)
         if user is None or not user.active:
             return None
-        return SignedIn(Viewer.of(user), row.csrf_token, row.expires_at, user.display_name)
+        return SignedIn(Viewer.of(user), row.csrf_token, user.display_name)
 
 
 def end_session(engine: Engine, session_id: str) -> None:
     with transaction(engine) as session:
         session.execute(
-            delete(StaffSession).where(col(StaffSession.session_hash) == token_digest(session_id))
+            delete(StaffSession).where(col(StaffSession.session_hash) == hash_token(session_id))
         )
 
 
@@ -471,6 +460,17 @@ class Viewer:
         if action is ActionType.ASSIGN:
             return assignee is not None and self._may_give_to(assignee)
         return True
+
+    def possible_actions(self, task: FollowupTask) -> list[ActionType]:
+        """What this viewer may do to *task* in its status now; assign when they may give
+        it to anyone at all (to whom is checked once they name someone)."""
+
+        def may(action: ActionType) -> bool:
+            if action is ActionType.ASSIGN:
+                return self.can_see(task) and (self.is_admin or self.team is not None)
+            return self.can_act(task, action)
+
+        return [a for a in allowed_actions(TaskStatus(task.status)) if may(a)]
 
     def _may_give_to(self, assignee: StaffUser) -> bool:
         if not assignee.active or assignee.team is None or assignee.role == "admin":

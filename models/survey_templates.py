@@ -395,10 +395,16 @@ def read_catalogue(file_name: str) -> dict[str, dict[str, str]]:
     return tomllib.loads(raw)
 
 
+def language_code(tag: str) -> str:
+    """The primary language of a tag, as cxloop's locales name it: 'nl-NL' → 'nl',
+    'nb_NO' → 'no' (Bokmål and Nynorsk are both 'no')."""
+    code = tag.strip().lower().replace("_", "-").split("-")[0]
+    return "no" if code in ("nb", "nn") else code
+
+
 def in_locale(catalogue: Mapping[str, Mapping[str, str]], locale: str | None) -> dict[str, str]:
     """*catalogue*'s texts for *locale* ('nb'/'nn' count as 'no'), English per missing key."""
-    code = (locale or FALLBACK_LOCALE).lower().replace("_", "-").split("-")[0]
-    code = "no" if code in ("nb", "nn") else code
+    code = language_code(locale or FALLBACK_LOCALE)
     return {**catalogue[FALLBACK_LOCALE], **catalogue.get(code, {})}
 
 

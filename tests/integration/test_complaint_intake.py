@@ -25,20 +25,23 @@ from tests.conftest import wait_for
 from tests.integration.harness import RunningLoop, free_port, running_loop
 
 T = TypeVar("T")
-SMTP_PORT = free_port()
 
 
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLoop]:
-    env = {"CXLOOP_COMPLAINT_SMTP_PORT": str(SMTP_PORT)}
+    env = {"CXLOOP_COMPLAINT_SMTP_PORT": str(free_port())}
     with running_loop(tmp_path_factory.mktemp("intake-loop"), env=env) as running:
-        wait_for(smtp_listening, 20, "the complaint intake SMTP server to listen")
+        wait_for(lambda: smtp_listening(running), 20, "the complaint intake SMTP server")
         yield running
 
 
-def smtp_listening() -> bool:
+def smtp_port(loop: RunningLoop) -> int:
+    return int(loop.extra_env["CXLOOP_COMPLAINT_SMTP_PORT"])
+
+
+def smtp_listening(loop: RunningLoop) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", SMTP_PORT), timeout=1):
+        with socket.create_connection(("127.0.0.1", smtp_port(loop)), timeout=1):
             return True
     except OSError:
         return False
@@ -51,14 +54,14 @@ def off_thread(fn: Callable[..., T], *args: Any) -> T:
         return pool.submit(fn, *args).result(timeout=60)
 
 
-def send_mail(message: EmailMessage | bytes, sender: str = "anna@example.nl") -> Any:
+def send_mail(loop: RunningLoop, message: EmailMessage) -> Any:
     async def send() -> Any:
         return await aiosmtplib.send(
             message,
-            sender=sender,
+            sender="anna@example.nl",
             recipients=["klachten@cxloop.example"],
             hostname="127.0.0.1",
-            port=SMTP_PORT,
+            port=smtp_port(loop),
             timeout=10,
         )
 
@@ -93,7 +96,7 @@ def replays(loop: RunningLoop) -> int:
 
 
 def test_a_mailed_complaint_opens_one_task_even_when_sent_twice(loop: RunningLoop) -> None:
-    errors, reply = send_mail(complaint_mail())
+    errors, reply = send_mail(loop, complaint_mail())
     assert errors == {}
     assert reply.startswith("2.0.0 Complaint received")
 
@@ -103,7 +106,7 @@ def test_a_mailed_complaint_opens_one_task_even_when_sent_twice(loop: RunningLoo
     assert (origin, channel, team) == ("complaint", "email", "complaints")
     assert comment == "Klacht, klantnummer C-5150\n\nDe monteur is twee keer niet gekomen."
 
-    send_mail(complaint_mail())
+    send_mail(loop, complaint_mail())
     records = off_thread(loop.topic_messages, "contact-events", 2)
     events = [orjson.loads(r.value) for r in records if r.key == b"C-5150"]
     assert len(events) == 2
@@ -120,19 +123,19 @@ def test_mail_without_a_sender_or_too_large_is_refused_and_auto_replies_dropped(
     no_from = complaint_mail()
     del no_from["From"]
     with pytest.raises(aiosmtplib.SMTPDataError) as refused:
-        send_mail(no_from)
+        send_mail(loop, no_from)
     assert refused.value.code == 550
 
     big = complaint_mail()
     big.set_content("x" * 1_100_000)
     with pytest.raises(aiosmtplib.SMTPResponseException) as too_large:
-        send_mail(big)
+        send_mail(loop, big)
     assert too_large.value.code == 552
 
     auto = complaint_mail()
     auto.replace_header("Message-ID", "<auto-reply-1@mail.example.nl>")
     auto["Auto-Submitted"] = "auto-replied"
-    _, reply = send_mail(auto)
+    _, reply = send_mail(loop, auto)
     assert reply.startswith("2.0.0 Automatic message ignored")
 
 

@@ -191,8 +191,7 @@ def test_a_complaint_task_reaches_the_webhook_signed_after_a_retry(
         )
         loop.emit(complaint)
 
-        two = wait_for(lambda: len(receiver.seen("/crm")) >= 2, 30, "a retried webhook call")
-        assert two
+        wait_for(lambda: len(receiver.seen("/crm")) >= 2, 30, "a retried webhook call")
         delivered = wait_for(
             lambda: loop.rows(
                 "SELECT attempts, last_status FROM webhook_deliveries "

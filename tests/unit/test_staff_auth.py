@@ -36,6 +36,7 @@ from models.staff_auth import (
     vet_action,
 )
 from models.tables import FollowupTask, StaffSession, StaffUser
+from models.tokens import hash_token
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"  # noqa: S105 - a test account's password
@@ -172,7 +173,7 @@ def test_a_session_lives_until_it_expires_and_the_cookie_value_is_not_stored(db:
     assert started.csrf_token != other.csrf_token
     with Session(db) as session:
         hashes = set(session.execute(select(col(StaffSession.session_hash))).scalars())
-    assert hashes == {staff_auth.token_digest(s.session_id) for s in (started, other)}
+    assert hashes == {hash_token(s.session_id) for s in (started, other)}
     assert started.session_id not in hashes
 
     signed = session_user(db, started.session_id, NOW + ttl - timedelta(seconds=1))
@@ -193,7 +194,7 @@ def test_expired_sessions_are_swept_and_a_password_change_ends_sessions(db: Engi
     start_session(db, "s1", NOW + timedelta(hours=1), timedelta(hours=1))
     with Session(db) as session:
         rows = session.execute(select(StaffSession)).scalars().all()
-    assert [r.session_hash for r in rows] != [staff_auth.token_digest(old.session_id)]
+    assert [r.session_hash for r in rows] != [hash_token(old.session_id)]
     assert len(rows) == 1  # the expired one went when the next began
 
     current = start_session(db, "s1", NOW, timedelta(hours=1))

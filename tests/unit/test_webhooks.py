@@ -7,7 +7,8 @@ import base64
 import hashlib
 import hmac
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -20,6 +21,7 @@ from models.followup_rules import WebhookSpec
 from models.tables import WebhookDelivery
 from models.webhooks import (
     RETRY_SCHEDULE_S,
+    Attempt,
     GuardedResolver,
     InvalidSignature,
     RefusedAddress,
@@ -279,13 +281,25 @@ def test_the_socket_factory_refuses_the_address_it_would_connect_to() -> None:
         assert sock.family == socket.AF_INET
 
 
+@dataclass
+class Receiver:
+    """Where the test server listens, and the (headers, body) of each request it got."""
+
+    port: int
+    seen: list[tuple[Mapping[str, str], bytes]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+
 @pytest.fixture
-async def receiver() -> AsyncIterator[tuple[str, list[web.Request]]]:
-    """A real HTTP server on 127.0.0.1 that counts the requests it gets."""
-    seen: list[web.Request] = []
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real HTTP server on 127.0.0.1 that keeps the requests it gets."""
+    seen: list[tuple[Mapping[str, str], bytes]] = []
 
     async def handle(request: web.Request) -> web.Response:
-        seen.append(request)
+        seen.append((request.headers.copy(), await request.read()))  # case-insensitive
         return web.Response(status=204)
 
     app = web.Application()
@@ -294,18 +308,15 @@ async def receiver() -> AsyncIterator[tuple[str, list[web.Request]]]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}/hook", seen
+    yield Receiver(port=runner.addresses[0][1], seen=seen)
     await runner.cleanup()
 
 
 async def test_the_connector_refuses_a_name_that_rebinds_to_loopback_at_connect_time(
-    receiver: tuple[str, list[web.Request]],
+    receiver: Receiver,
 ) -> None:
     """A resolver that lets 127.0.0.1 through (a name switched after the check, or a cache)
     still cannot connect: the socket factory checks the address itself."""
-    url, seen = receiver
-    port = url.split(":")[2].split("/")[0]
     connector = aiohttp.TCPConnector(
         resolver=FixedResolver("127.0.0.1"),
         socket_factory=guarded_socket_factory(allow_private=False),
@@ -313,28 +324,26 @@ async def test_the_connector_refuses_a_name_that_rebinds_to_loopback_at_connect_
     )
     async with aiohttp.ClientSession(connector=connector) as session:
         with pytest.raises(aiohttp.ClientError) as caught:
-            await session.post(f"http://rebound.example:{port}/hook", data=b"{}")
+            await session.post(f"http://rebound.example:{receiver.port}/hook", data=b"{}")
     refused = refusal_in(caught.value)
     assert refused is not None
     assert "127.0.0.1 is a loopback address" in str(refused)
-    assert seen == []
+    assert receiver.seen == []
 
 
 async def test_the_connector_refuses_a_name_resolving_to_a_private_address(
-    receiver: tuple[str, list[web.Request]],
+    receiver: Receiver,
 ) -> None:
-    url, seen = receiver
-    port = url.split(":")[2].split("/")[0]
     connector = aiohttp.TCPConnector(
         resolver=GuardedResolver(False, FixedResolver("127.0.0.1")), use_dns_cache=False
     )
     async with aiohttp.ClientSession(connector=connector) as session:
         with pytest.raises(aiohttp.ClientError) as caught:
-            await session.post(f"http://intranet.example:{port}/hook", data=b"{}")
+            await session.post(f"http://intranet.example:{receiver.port}/hook", data=b"{}")
     refused = refusal_in(caught.value)
     assert refused is not None
     assert "intranet.example resolves to 127.0.0.1 is a loopback address" in str(refused)
-    assert seen == []
+    assert receiver.seen == []
 
 
 def test_webhook_urls_need_http_and_a_host_at_start() -> None:
@@ -390,47 +399,36 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
     assert attempt_for_status(503, "60", NOW_DT).retry_after_s == 60
 
 
-async def test_post_refuses_loopback_without_calling_it(
-    receiver: tuple[str, list[web.Request]],
-) -> None:
-    """The agent's own POST: a webhook without allow_private to 127.0.0.1 is a final
-    failure naming the address, and the server never sees a request."""
-    url, seen = receiver
-    hook = spec(url=url)
+async def post_once(hook: WebhookSpec, delivery_id: str) -> Attempt:
+    """The agent's own POST of one stored delivery of BODY, through its guarded session."""
     row = WebhookDelivery(
-        delivery_id="msg_x",
-        webhook="crm",
+        delivery_id=delivery_id,
+        webhook=hook.name,
         event_id="e-1",
         payload=BODY,
         next_attempt_at=NOW_DT,
         created_at=NOW_DT,
     )
     async with open_session(hook, 2.0) as session:
-        attempt = await post(session, hook, KEY, row, lambda: NOW_DT)
+        return await post(session, hook, KEY, row, lambda: NOW_DT)
+
+
+async def test_post_refuses_loopback_without_calling_it(receiver: Receiver) -> None:
+    """The agent's own POST: a webhook without allow_private to 127.0.0.1 is a final
+    failure naming the address, and the server never sees a request."""
+    attempt = await post_once(spec(url=receiver.url), "msg_x")
     assert attempt.final
     assert attempt.error is not None
     assert "127.0.0.1 is a loopback address" in attempt.error
-    assert seen == []
+    assert receiver.seen == []
 
 
-async def test_post_signs_the_stored_body_and_a_2xx_delivers(
-    receiver: tuple[str, list[web.Request]],
-) -> None:
-    url, seen = receiver
-    hook = spec(url=url, allow_private=True)
-    row = WebhookDelivery(
-        delivery_id="msg_y",
-        webhook="crm",
-        event_id="e-1",
-        payload=BODY,
-        next_attempt_at=NOW_DT,
-        created_at=NOW_DT,
-    )
-    async with open_session(hook, 2.0) as session:
-        attempt = await post(session, hook, KEY, row, lambda: NOW_DT)
+async def test_post_signs_the_stored_body_and_a_2xx_delivers(receiver: Receiver) -> None:
+    attempt = await post_once(spec(url=receiver.url, allow_private=True), "msg_y")
     assert attempt.delivered
     assert attempt.status == 204
-    [request] = seen
-    assert request.headers["webhook-id"] == "msg_y"
-    assert request.headers["Content-Type"] == "application/json"
-    verify(KEY, dict(request.headers), BODY)
+    [(headers, body)] = receiver.seen
+    assert headers["webhook-id"] == "msg_y"
+    assert headers["Content-Type"] == "application/json"
+    assert body == BODY.encode()
+    verify(KEY, headers, body)  # the signature covers the bytes that arrived
