@@ -12,11 +12,10 @@ from typing import Annotated
 
 import typer
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
+from agents.db_cli import require_schema
 from agents.runtime import utc_now
-from models.database import create_schema, make_engine
+from models.database import make_engine
 from models.followup_rules import FollowupRulesError, load_followup_rules
 from models.staff_auth import (
     StaffUserError,
@@ -42,15 +41,10 @@ class RoleName(StrEnum):
 
 
 def _engine(database_url: str | None) -> Engine:
-    """An engine on the configured database, with cxloop's schema in place."""
-    url = database_url or get_settings().database_url
-    engine = make_engine(url)
-    try:
-        create_schema(engine)
-    except SQLAlchemyError as exc:
-        safe = make_url(url).render_as_string(hide_password=True)
-        typer.echo(f"cannot open {safe}: {type(exc).__name__}", err=True)
-        raise typer.Exit(1) from None
+    """An engine on the configured database at this cxloop's schema: created on an empty
+    database, refused (exit 2) on one that needs `cxloop db upgrade` or cannot be reached."""
+    engine = make_engine(database_url or get_settings().database_url)
+    require_schema(engine)
     return engine
 
 

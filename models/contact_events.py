@@ -56,6 +56,10 @@ class ContactEvent(BaseModel):
     partner: str | None = Field(default=None, max_length=200)
     product: str | None = Field(default=None, max_length=200)
     case_id: str | None = Field(default=None, max_length=200)
+    # For reporting: the inquiry type (billing, change, fault, complaint, cancellation,
+    # order, ...) and the team that handled the contact.
+    inquiry_type: str | None = Field(default=None, max_length=40)
+    team: str | None = Field(default=None, max_length=40)
 
 
 class InvalidContactEvent(ValueError):

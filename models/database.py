@@ -52,8 +52,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create every cxloop table that does not exist yet."""
-    SQLModel.metadata.create_all(engine)
+    """Bring the database to cxloop's schema: the migrations up to head (models.schema),
+    so a fresh database, a test's and an upgraded one all have the same tables."""
+    from models.schema import upgrade  # noqa: PLC0415 - models.schema builds on this module
+
+    upgrade(engine)
 
 
 @contextmanager
@@ -91,6 +94,19 @@ def insert_many_if_absent(
     """The same for many rows in one executemany (rows that exist are left as they are)."""
     if rows:
         session.connection().execute(_insert_ignoring_conflicts(session, table), rows)
+
+
+def insert_many_returning_new(
+    session: Session, table: type[SQLModel], rows: list[dict[str, Any]], key: str
+) -> list[Any]:
+    """insert_many_if_absent that returns the *key* of the rows it inserted: those, and only
+    those, are new (a concurrent insert of the same key returns it to one caller only)."""
+    if not rows:
+        return []
+    statement = _insert_ignoring_conflicts(session, table).returning(
+        table.__table__.c[key]  # type: ignore[attr-defined]  # set by SQLModel
+    )
+    return list(session.connection().execute(statement, rows).scalars())
 
 
 def lock_due(

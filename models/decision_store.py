@@ -20,9 +20,15 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, func, select, update
 from sqlmodel import Session, col
 
+from models.aggregates import add_invitations
 from models.consent_store import opted_out_by_channel
 from models.contact_events import ContactEvent, ContactKind
-from models.database import insert_many_if_absent, lock_due, transaction
+from models.database import (
+    insert_many_if_absent,
+    insert_many_returning_new,
+    lock_due,
+    transaction,
+)
 from models.eligibility import CustomerView, Reason
 from models.followup import FINAL_STATUSES, NewTask, TaskOrigin, TaskSubject, task_for_complaint
 from models.followup_rules import FollowupRules
@@ -340,7 +346,10 @@ def _fire(session: Session, rules: Rules, timers: list[Timer], now: datetime) ->
             resolved[timer.decision_id] = (timer, Reason.RECENTLY_SURVEYED)
     invitation_rows = [_invitation_row(rules, t, now) for t in sent]
     result.invitations.extend(_invitation_info(row) for row in invitation_rows)
-    insert_many_if_absent(session, SurveyInvitation, invitation_rows)
+    new_invitations = insert_many_returning_new(
+        session, SurveyInvitation, invitation_rows, "invitation_id"
+    )
+    add_invitations(session, new_invitations, now)
     insert_many_if_absent(
         session,
         CustomerProgrammeState,
@@ -717,6 +726,8 @@ def _contact_row(event: ContactEvent, now: datetime) -> dict[str, Any]:
         "product": event.product,
         "case_id": event.case_id,
         "region": _region(event),
+        "inquiry_type": event.inquiry_type,
+        "team": event.team,
         "received_at": now,
     }
 

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlmodel import Session, col
 
+from models.aggregates import add_answers
 from models.consent_store import opted_out
 from models.database import transaction
 from models.survey_tokens import invitation_by_token
 from models.tables import (
+    SurveyAnswer,
     SurveyInvitation,
     SurveyReminder,
     SurveyResponse,
@@ -270,7 +272,43 @@ def store_answer(
         interviewer=interviewer,
     )
     session.add(response)
+    session.flush()  # the answer rows refer to it
+    rows = answer_rows(response.response_id, answers)
+    if rows:
+        session.connection().execute(insert(SurveyAnswer.__table__), rows)  # type: ignore[attr-defined]
     return response
+
+
+def answer_rows(response_id: str, answers: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The survey_answers rows of one response: a number (yes/no as 1/0), a text, or both;
+    an aspects answer is one row per aspect ('aspects.speed')."""
+    rows: list[dict[str, Any]] = []
+
+    def add(question: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for sub, inner in value.items():
+                add(f"{question}.{sub}", inner)
+            return
+        number: float | None = None
+        text: str | None = None
+        if isinstance(value, bool):
+            number, text = float(value), "yes" if value else "no"
+        elif isinstance(value, int | float):
+            number = float(value)
+        elif value is not None:
+            text = str(value)[:4000]
+        rows.append(
+            {
+                "response_id": response_id,
+                "question": question[:100],
+                "value_number": number,
+                "value_text": text,
+            }
+        )
+
+    for question, value in answers.items():
+        add(question, value)
+    return rows
 
 
 def invitation_for_token_in(session: Session, token_hash: str, now: datetime) -> SurveyInvitation:
@@ -317,7 +355,9 @@ def record_scores(
     now: datetime,
 ) -> set[str]:
     """Write (response id, NPS category, CSAT verdict) onto the answers in one transaction;
-    the same values on every replay. Returns the response ids that exist."""
+    the same values on every replay. An answer scored for the first time is counted in the
+    aggregates in the same transaction (a replay counts nothing). Returns the response ids
+    that exist."""
     ids = {response_id for response_id, _, _ in scores}
     with transaction(engine) as session:
         found = set(
@@ -327,8 +367,21 @@ def record_scores(
                 )
             ).scalars()
         )
+        # Only the transaction that sets scored_at gets the id back: on PostgreSQL a second
+        # worker scoring the same answer waits for the row lock and then matches nothing.
+        first_time = set(
+            session.execute(
+                update(SurveyResponse)
+                .where(
+                    col(SurveyResponse.response_id).in_(found),
+                    col(SurveyResponse.scored_at).is_(None),
+                )
+                .values(scored_at=now)
+                .returning(col(SurveyResponse.response_id))
+            ).scalars()
+        )
         rows = [
-            {"rid": rid, "category": category, "satisfied": satisfied, "now": now}
+            {"rid": rid, "category": category, "satisfied": satisfied}
             for rid, category, satisfied in scores
             if rid in found
         ]
@@ -338,11 +391,8 @@ def record_scores(
             session.connection().execute(
                 update(table)
                 .where(table.c.response_id == bindparam("rid"))
-                .values(
-                    nps_category=bindparam("category"),
-                    csat_satisfied=bindparam("satisfied"),
-                    scored_at=func.coalesce(table.c.scored_at, bindparam("now")),
-                ),
+                .values(nps_category=bindparam("category"), csat_satisfied=bindparam("satisfied")),
                 rows,
             )
+        add_answers(session, first_time, now)
         return found

@@ -306,6 +306,7 @@ def record_event(
         actor=actor,
         reason=reason,
         details=details or {},
+        action_id=(details or {}).get("action_id"),
         occurred_at=at or now,
         created_at=now,
     )
