@@ -16,13 +16,13 @@ import typer
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.engine import make_url
 
-from agents import followup_cli, rules_cli, staff_cli
+from agents import db_cli, followup_cli, report_cli, rules_cli, staff_cli
 from agents.mail_server import start_mail_server
 from agents.runtime import Runtime
 from agents.wiring import build_worker
-from models.database import create_schema
 from models.followup_rules import FollowupRulesError
 from models.rules import RulesError
+from models.schema import SchemaError, upgrade
 from models.staff_auth import ensure_demo_staff
 from models.webhooks import WebhookConfigError
 from streams.app import CxApp
@@ -37,6 +37,8 @@ cli = typer.Typer(help="cxloop: closed-loop customer feedback on Kafka.", no_arg
 cli.add_typer(rules_cli.app, name="rules")
 cli.add_typer(followup_cli.app, name="followup")
 cli.add_typer(staff_cli.app, name="staff")
+cli.add_typer(db_cli.app, name="db")
+cli.add_typer(report_cli.app, name="report")
 log = structlog.get_logger("cxloop.cli")
 
 
@@ -144,7 +146,12 @@ def up(
             raise typer.Exit(2) from None
         if emit_file is not None:
             _emit_on_start(app, runtime, _read_lines(str(emit_file), now))
-        create_schema(runtime.engine)
+        try:
+            # One machine, one operator: `up` migrates its own database.
+            upgrade(runtime.engine)
+        except SchemaError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
         accounts = (
             ensure_demo_staff(runtime.engine, runtime.followup, runtime.clock())
             if demo_staff
@@ -229,7 +236,11 @@ def worker() -> None:
     except CONFIG_ERRORS as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    create_schema(runtime.engine)
+    try:
+        db_cli.require_schema(runtime.engine)  # refuses a schema behind this cxloop
+    except typer.Exit:
+        runtime.engine.dispose()
+        raise
     run_worker(app, settings)
 
 

@@ -8,6 +8,7 @@ from agents import (
     closure,
     complaint_intake,
     consent,
+    dashboard,
     dead_letters,
     followup,
     health,
@@ -48,6 +49,7 @@ AGENT_MODULES = (
     consent,
     staff_api,
     interviews,
+    dashboard,  # before inbox: /inbox/dashboard is not a task page
     inbox,
     webhooks,
     complaint_intake,

@@ -52,7 +52,9 @@ _YES = frozenset({"1", "true", "on", "yes"})
 _NO = frozenset({"", "0", "false", "off", "no"})
 _PARTNER_MAX = 200
 # Where a sign-in may send the browser afterwards: inbox pages only (no open redirect).
-_NEXT = re.compile(r"^/inbox(/tasks/[A-Za-z0-9_-]{1,64})?(\?[A-Za-z0-9_=&%.+-]{0,500})?$")
+_NEXT = re.compile(
+    r"^/inbox(/tasks/[A-Za-z0-9_-]{1,64}|/dashboard)?(\?[A-Za-z0-9_=&%.+-]{0,500})?$"
+)
 
 
 def status_label(status: str) -> str:
@@ -70,7 +72,7 @@ def action_label(action: str) -> str:
 
 
 def safe_next(target: object) -> str:
-    """*target* when it is an inbox page, else the task list."""
+    """*target* when it is an inbox page (or the dashboard), else the task list."""
     return target if isinstance(target, str) and _NEXT.fullmatch(target) else "/inbox"
 
 

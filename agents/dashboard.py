@@ -1,0 +1,234 @@
+"""The BI dashboard in the staff inbox, and the reports as files and JSON.
+
+/inbox/dashboard             the page (signed-in staff: the inbox session or SSO header)
+/inbox/dashboard/export      ?report=&format=csv|parquet and the page's filters
+/api/reports/{report}        the same for scripts: a bearer token (global or personal) or
+                             the session; format=json (default), csv or parquet
+
+Every request reads the aggregates for the period asked (query: since, until as ISO dates
+or 90d/12w/6m, grain day|week|month, by=<dimension> (repeatable), min_n); nothing is
+cached, so a figure is as fresh as the last answer scored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import faust
+import structlog
+from faust.web import Request, Response
+
+from agents.inbox import Caller, find_caller, proxy_mode
+from agents.runtime import Runtime
+from agents.web_helpers import CxView, bearer_token, staff_token_ok
+from models.dashboard import render_dashboard
+from models.export import write_csv, write_parquet
+from models.inbox_pages import SECURITY_HEADERS, message_page
+from models.reports import (
+    REPORTS,
+    Period,
+    ReportError,
+    dashboard_data,
+    parse_day,
+    tabulate,
+    today_in_report_zone,
+)
+from models.staff_auth import API_ACTOR, Viewer, user_for_token
+from models.stats import MIN_N
+from models.tables import AGGREGATE_GRAINS
+
+log = structlog.get_logger("cxloop.dashboard")
+
+PAGE = "/inbox/dashboard"
+EXPORT = f"{PAGE}/export"
+LOGIN = "/inbox/login"
+FORMATS = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}  # CSV is UTF-8
+_MIN_N_MAX = 100_000
+
+
+class Query:
+    """The filters of a dashboard or report request, checked."""
+
+    def __init__(self, query: Mapping[str, Any], today: date) -> None:
+        since = str(query.get("since") or "90d")
+        until = query.get("until")
+        self.period = Period(
+            parse_day(since, today), parse_day(str(until), today) if until else today
+        )
+        self.grain = str(query.get("grain") or "week")
+        if self.grain not in AGGREGATE_GRAINS:
+            raise ReportError(f"unknown grain {self.grain!r}; choose from day, week, month")
+        self.by = [str(b) for b in _all(query, "by") if b]
+        raw_min_n = str(query.get("min_n") or MIN_N)
+        if not raw_min_n.isdigit() or not 1 <= int(raw_min_n) <= _MIN_N_MAX:
+            raise ReportError(f"min_n must be a whole number from 1 to {_MIN_N_MAX}")
+        self.min_n = int(raw_min_n)
+
+    def encoded(self) -> str:
+        """The filters as a query string, for export links that hold what the page shows."""
+        return urlencode(
+            {
+                "since": self.period.since.isoformat(),
+                "until": self.period.until.isoformat(),
+                "grain": self.grain,
+                "min_n": self.min_n,
+            }
+        )
+
+
+def _all(query: Mapping[str, Any], name: str) -> list[Any]:
+    getall = getattr(query, "getall", None)
+    if getall is not None:
+        return list(getall(name, []))
+    value = query.get(name)
+    return [] if value is None else [value]
+
+
+def register(app: faust.App, rt: Runtime) -> None:
+    headers = dict(SECURITY_HEADERS)
+
+    async def today() -> date:
+        return await rt.db_for_request(today_in_report_zone, rt.engine, rt.clock())
+
+    async def table_file(report: str, query: Query, fmt: str) -> bytes:
+        table = await rt.db_for_request(
+            tabulate,
+            rt.engine,
+            report,
+            query.period,
+            rt.clock(),
+            by=query.by,
+            grain=query.grain if not query.by and report in ("nps", "csat", "ces") else None,
+            min_n=query.min_n,
+        )
+        if fmt == "csv":
+            text = io.StringIO(newline="")
+            write_csv(table.rows, table.columns, text)
+            return text.getvalue().encode("utf-8")
+        buffer = io.BytesIO()
+        write_parquet(table.rows, table.columns, buffer)
+        return buffer.getvalue()
+
+    def download(view: CxView, body: bytes, report: str, fmt: str) -> Response:
+        out = {
+            **headers,
+            "Content-Disposition": f'attachment; filename="cxloop-{report}.{fmt}"',
+        }
+        return view.bytes(body, content_type=FORMATS[fmt], headers=out)
+
+    @app.page(EXPORT)
+    class Export(CxView):
+        """GET ?report=nps|csat|ces|response-rate|partners|tasks&format=csv|parquet and the
+        page's filters → the file (grouped by `by`, else per period of the grain)."""
+
+        async def get(self, request: Request) -> Response:
+            if await find_caller(rt, request) is None:
+                return self.json({"error": "unauthorised"}, status=401, headers=headers)
+            report = request.query.get("report", "nps")
+            fmt = request.query.get("format", "csv")
+            try:
+                if report not in REPORTS:
+                    raise ReportError(f"unknown report {report!r}")
+                if fmt not in FORMATS:
+                    raise ReportError(f"unknown format {fmt!r}; choose from csv, parquet")
+                query = Query(request.query, await today())
+                body = await table_file(report, query, fmt)
+            except ReportError as exc:
+                return self.json({"error": "bad_request", "detail": str(exc)}, status=400)
+            return download(self, body, report, fmt)
+
+    @app.page(PAGE)
+    class Dashboard(CxView):
+        """The dashboard for ?since=&until=&grain=&min_n= (default: 90 days by week)."""
+
+        async def get(self, request: Request) -> Response:
+            structlog.contextvars.clear_contextvars()
+            caller = await find_caller(rt, request)
+            if caller is None:
+                if proxy_mode(rt):
+                    page = message_page(
+                        title="Not signed in", message="Sign in to see the dashboard."
+                    )
+                    return self.html(page, status=401, headers=headers)
+                target = quote(str(request.rel_url), safe="/")
+                return self.text(
+                    "", status=303, headers={**headers, "Location": f"{LOGIN}?next={target}"}
+                )
+            try:
+                query = Query(request.query, await today())
+                data = await rt.db_for_request(
+                    dashboard_data,
+                    rt.engine,
+                    query.period,
+                    query.grain,
+                    rt.clock(),
+                    min_n=query.min_n,
+                )
+            except ReportError as exc:
+                page = message_page(title="Cannot show that", message=str(exc))
+                return self.html(page, status=400, headers=headers)
+            links = {
+                f"{name} ({fmt})": f"{EXPORT}?report={name}&format={fmt}"
+                for name in ("nps", "partners", "csat", "response-rate", "tasks")
+                for fmt in FORMATS
+            }
+            # Drawing the charts takes a few hundred ms of CPU: off the event loop.
+            page = await asyncio.to_thread(
+                render_dashboard, data, export_links=links, filters_query=query.encoded()
+            )
+            log.info("dashboard_shown", role=caller.viewer.role, grain=query.grain)
+            return self.html(page, headers=headers)
+
+    async def api_caller(request: Request) -> Caller | None:
+        if not request.headers.get("Authorization"):
+            return await find_caller(rt, request)
+        given = bearer_token(request)
+        if not given:
+            return None
+        if staff_token_ok(rt, given):
+            return Caller(Viewer(API_ACTOR, "admin", None), API_ACTOR, csrf="")
+        user = await rt.db_for_request(user_for_token, rt.engine, given)
+        return None if user is None else Caller(Viewer.of(user), user.display_name, csrf="")
+
+    @app.page("/api/reports/{report}")
+    class Reports(CxView):
+        """GET → the report as JSON {"columns", "rows"} (or ?format=csv|parquet)."""
+
+        async def get(self, request: Request, report: str) -> Response:
+            if await api_caller(request) is None:
+                return self.unauthorised()
+            fmt = request.query.get("format", "json")
+            try:
+                if report not in REPORTS:
+                    raise ReportError(
+                        f"unknown report {report!r}; choose from {', '.join(REPORTS)}"
+                    )
+                if fmt != "json" and fmt not in FORMATS:
+                    raise ReportError(f"unknown format {fmt!r}; choose from json, csv, parquet")
+                query = Query(request.query, await today())
+                if fmt != "json":
+                    return download(self, await table_file(report, query, fmt), report, fmt)
+                table = await rt.db_for_request(
+                    tabulate,
+                    rt.engine,
+                    report,
+                    query.period,
+                    rt.clock(),
+                    by=query.by,
+                    grain=request.query.get("grain"),
+                    min_n=query.min_n,
+                )
+            except ReportError as exc:
+                return self.json({"error": "bad_request", "detail": str(exc)}, status=400)
+            rows = [
+                {k: v.isoformat() if isinstance(v, date) else v for k, v in row.items()}
+                for row in table.rows
+            ]
+            return self.json(
+                {"columns": table.columns, "rows": rows}, headers={"Cache-Control": "no-store"}
+            )
