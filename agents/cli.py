@@ -208,6 +208,7 @@ def _print_welcome(settings: Settings, data_dir: Path, bootstrap: str) -> None:
                     if settings.complaint_smtp_port
                     else []
                 ),
+                f"  Dashboard               {url}/inbox/dashboard",
                 f"  Database                {_redacted(settings.database_url)}",
                 f"Send a contact event:     cxloop emit examples/contact-event.jsonl"
                 f" --bootstrap {bootstrap}",

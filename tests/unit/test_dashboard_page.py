@@ -168,7 +168,7 @@ def test_the_filter_form_asks_for_the_period_and_grain(page: str) -> None:
     parsed = _Page(page)
     (form,) = parsed.all("form")
     assert form["method"] == "get"
-    assert form["action"] == "/dashboard"
+    assert form["action"] == "/inbox/dashboard"
     inputs = {attrs["name"]: attrs for attrs in parsed.all("input")}
     assert inputs["since"]["value"] == "2025-01-01"
     assert inputs["until"]["value"] == "2025-03-31"

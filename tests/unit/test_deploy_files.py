@@ -1,7 +1,8 @@
 """The deploy files agree with each other and with cxloop's settings.
 
 No Docker engine or Kubernetes API is needed: the YAML is parsed and its cross-references
-(env var names, service names, ports, selectors, Secret keys) are checked by hand.
+(env var names, service names, ports, selectors, Secret keys) are checked by hand; where
+kubectl is installed, `kubectl kustomize` renders deploy/k8s as well.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,9 @@ from typing import Any
 import pytest
 import yaml
 from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
 
+from agents.cli import cli
 from streams.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -39,6 +44,8 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # In a container the web server must bind every interface: probes and port mappings come
 # from outside its network namespace.
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104
+# What migrates the database to the image's schema before a worker starts.
+MIGRATE_COMMAND = ["cxloop", "db", "upgrade"]
 
 
 def yaml_files() -> list[Path]:
@@ -117,8 +124,13 @@ def healthcheck_command(service: dict[str, Any]) -> str:
     return " ".join(test[1:])
 
 
-def test_compose_has_the_four_services() -> None:
-    assert {"kafka", "postgres", "mailpit", "cxloop"} <= set(compose()["services"])
+def test_compose_has_the_services() -> None:
+    assert {"kafka", "postgres", "mailpit", "migrate", "cxloop"} <= set(compose()["services"])
+
+
+def one_shot(service: dict[str, Any]) -> bool:
+    """A service that runs to completion (a migration), not one that keeps running."""
+    return str(service.get("restart", "no")) == "no"
 
 
 def test_kafka_runs_in_kraft_mode() -> None:
@@ -141,16 +153,46 @@ def test_kafka_runs_in_kraft_mode() -> None:
 
 def test_compose_services_have_healthchecks() -> None:
     for name, service in compose()["services"].items():
+        if one_shot(service):
+            assert "healthcheck" not in service, f"{name} runs once: its exit code is its health"
+            continue
         assert healthcheck_command(service).strip(), f"{name} has an empty healthcheck"
 
 
-def test_cxloop_waits_for_healthy_dependencies() -> None:
+def test_cxloop_waits_for_healthy_dependencies_and_the_migration() -> None:
     services = compose()["services"]
     depends_on = services["cxloop"]["depends_on"]
-    assert set(depends_on) == {"kafka", "postgres", "mailpit"}
+    assert set(depends_on) == {"kafka", "postgres", "mailpit", "migrate"}
     for dependency, spec in depends_on.items():
+        if dependency == "migrate":
+            assert spec["condition"] == "service_completed_successfully"
+            assert one_shot(services[dependency])
+            continue
         assert spec["condition"] == "service_healthy", dependency
         assert "healthcheck" in services[dependency], dependency
+
+
+def test_compose_migrate_upgrades_the_workers_database_once_postgres_is_healthy() -> None:
+    services = compose()["services"]
+    migrate, worker = services["migrate"], services["cxloop"]
+    assert migrate["command"] == MIGRATE_COMMAND
+    # The worker's image, built the same way: the migrations are the ones that image expects.
+    assert migrate["image"] == worker["image"]
+    assert migrate["build"] == worker["build"]
+    migrate_env = service_env(migrate)
+    assert all(n.startswith(ENV_PREFIX) for n in migrate_env), sorted(migrate_env)
+    assert_settings_fields(set(migrate_env), "compose migrate")
+    assert migrate_env["CXLOOP_DATABASE_URL"] == cxloop_compose_env()["CXLOOP_DATABASE_URL"]
+    assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert one_shot(migrate)
+    assert "ports" not in migrate
+
+
+def test_the_migrate_command_is_a_cxloop_command() -> None:
+    assert MIGRATE_COMMAND[0] == "cxloop"
+    result = CliRunner().invoke(cli, [*MIGRATE_COMMAND[1:], "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Migrate the database" in result.output
 
 
 def cxloop_compose_env() -> dict[str, str]:
@@ -274,9 +316,28 @@ def k8s_one(kind: str) -> dict[str, Any]:
     return obj
 
 
+def pod_spec() -> dict[str, Any]:
+    spec: dict[str, Any] = k8s_one("Deployment")["spec"]["template"]["spec"]
+    return spec
+
+
 def worker_container() -> dict[str, Any]:
-    (container,) = k8s_one("Deployment")["spec"]["template"]["spec"]["containers"]
+    (container,) = pod_spec()["containers"]
     return container
+
+
+def migrate_container() -> dict[str, Any]:
+    (container,) = pod_spec()["initContainers"]
+    return container
+
+
+def secret_refs(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Env var name -> its secretKeyRef, for the container's variables taken from a Secret."""
+    return {
+        var["name"]: var["valueFrom"]["secretKeyRef"]
+        for var in container.get("env", [])
+        if "secretKeyRef" in var.get("valueFrom", {})
+    }
 
 
 def resolve_port(container: dict[str, Any], port: int | str) -> int:
@@ -385,8 +446,9 @@ def test_deployment_env_comes_from_the_configmap_and_secret() -> None:
 
 
 def test_k8s_env_names_are_settings_fields() -> None:
-    container = worker_container()
-    names = set(configmap_data()) | set(secret_data()) | {v["name"] for v in container["env"]}
+    names = set(configmap_data()) | set(secret_data())
+    for container in (worker_container(), migrate_container()):
+        names |= {v["name"] for v in container["env"]}
     assert all(ENV_NAME.match(n) for n in names), sorted(names)
     assert all(n.startswith(ENV_PREFIX) for n in names), sorted(names)
     assert_settings_fields(names, "deploy/k8s")
@@ -429,3 +491,70 @@ def test_pod_disruption_budget_keeps_a_worker_and_allows_drains() -> None:
     min_available = pdb["spec"]["minAvailable"]
     assert isinstance(min_available, int)
     assert 1 <= min_available < deployment["spec"]["replicas"]
+
+
+# ---------------------------------------------------------------------------- migration
+
+
+def test_deployment_migrates_the_schema_before_the_worker_starts() -> None:
+    """An initContainer, so no worker of a pod starts before `cxloop db upgrade` exited 0."""
+    migrate, worker = migrate_container(), worker_container()
+    assert DNS1123_LABEL.match(migrate["name"]) and migrate["name"] != worker["name"]
+    assert migrate["command"] == MIGRATE_COMMAND
+    assert "args" not in migrate
+    assert migrate["image"] == worker["image"]
+    assert migrate.get("imagePullPolicy") == worker.get("imagePullPolicy")
+    # A one-shot step: nothing to probe, nothing to serve, never restarted beside the worker.
+    for field in ("ports", "readinessProbe", "livenessProbe", "startupProbe", "restartPolicy"):
+        assert field not in migrate, field
+    # No Job beside it: kustomize has no ordering, and a Job's template is immutable.
+    assert "Job" not in {o["kind"] for o in k8s_objects()}
+
+
+def test_migration_uses_the_workers_config_and_database_secret() -> None:
+    migrate, worker = migrate_container(), worker_container()
+    assert migrate["envFrom"] == worker["envFrom"]
+    refs = secret_refs(migrate)
+    assert set(refs) == {"CXLOOP_DATABASE_URL"}, "the migration needs the database, nothing else"
+    assert refs["CXLOOP_DATABASE_URL"] == secret_refs(worker)["CXLOOP_DATABASE_URL"]
+    assert refs["CXLOOP_DATABASE_URL"]["name"] == k8s_one("Secret")["metadata"]["name"]
+    assert refs["CXLOOP_DATABASE_URL"]["key"] in secret_data()
+
+
+def test_migration_container_is_locked_down_and_bounded() -> None:
+    migrate, worker = migrate_container(), worker_container()
+    assert migrate["securityContext"] == worker["securityContext"]
+    volumes = {v["name"] for v in pod_spec()["volumes"]}
+    mounts = migrate.get("volumeMounts", [])
+    assert {m["name"] for m in mounts} <= volumes
+    # The root filesystem is read-only: a scratch directory where the worker has its own.
+    worker_tmp = [m for m in worker["volumeMounts"] if m["name"] == "tmp"]
+    assert worker_tmp and worker_tmp[0] in mounts
+    resources = migrate["resources"]
+    for resource in ("cpu", "memory"):
+        request = parse_quantity(resources["requests"][resource])
+        limit = parse_quantity(resources["limits"][resource])
+        assert 0 < request <= limit, resource
+
+
+def test_deployment_says_why_an_init_container_and_why_every_pod_may_run_it() -> None:
+    text = (K8S / "deployment.yaml").read_text(encoding="utf-8").lower()
+    for reason in ("advisory lock", "job", "immutable", "backward compatible"):
+        assert reason in text, reason
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kustomize_renders_the_worker_with_its_migration() -> None:
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(K8S)],  # noqa: S607
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    objects = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    spec = deployment["spec"]["template"]["spec"]
+    assert [c["command"] for c in spec["initContainers"]] == [MIGRATE_COMMAND]
+    assert "Secret" not in {o["kind"] for o in objects}
