@@ -23,9 +23,10 @@ import faust
 import structlog
 from faust.web import Request, Response
 
-from agents.inbox import Caller, find_caller, proxy_mode
+from agents.inbox import find_caller, proxy_mode
 from agents.runtime import Runtime
-from agents.web_helpers import CxView, bearer_token, staff_token_ok
+from agents.staff_api import api_caller
+from agents.web_helpers import CxView
 from models.dashboard import render_dashboard
 from models.export import write_csv, write_parquet
 from models.inbox_pages import SECURITY_HEADERS, message_page
@@ -38,7 +39,6 @@ from models.reports import (
     tabulate,
     today_in_report_zone,
 )
-from models.staff_auth import API_ACTOR, Viewer, user_for_token
 from models.stats import MIN_N
 from models.tables import AGGREGATE_GRAINS
 
@@ -184,23 +184,12 @@ def register(app: faust.App, rt: Runtime) -> None:
             log.info("dashboard_shown", role=caller.viewer.role, grain=query.grain)
             return self.html(page, headers=headers)
 
-    async def api_caller(request: Request) -> Caller | None:
-        if not request.headers.get("Authorization"):
-            return await find_caller(rt, request)
-        given = bearer_token(request)
-        if not given:
-            return None
-        if staff_token_ok(rt, given):
-            return Caller(Viewer(API_ACTOR, "admin", None), API_ACTOR, csrf="")
-        user = await rt.db_for_request(user_for_token, rt.engine, given)
-        return None if user is None else Caller(Viewer.of(user), user.display_name, csrf="")
-
     @app.page("/api/reports/{report}")
     class Reports(CxView):
         """GET → the report as JSON {"columns", "rows"} (or ?format=csv|parquet)."""
 
         async def get(self, request: Request, report: str) -> Response:
-            if await api_caller(request) is None:
+            if await api_caller(rt, request) is None:
                 return self.unauthorised()
             fmt = request.query.get("format", "json")
             try:

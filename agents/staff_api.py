@@ -132,23 +132,24 @@ def task_detail_json(
     }
 
 
+async def api_caller(rt: Runtime, request: Request) -> Caller | None:
+    """A bearer token (global or a user's) or else the inbox session; a wrong bearer token
+    is 401 even next to a session cookie."""
+    if not request.headers.get("Authorization"):
+        return await find_caller(rt, request)
+    given = bearer_token(request)
+    if not given:
+        return None
+    if staff_token_ok(rt, given):
+        return Caller(Viewer(API_ACTOR, "admin", None), API_ACTOR, csrf="")
+    user = await rt.db_for_request(user_for_token, rt.engine, given)
+    if user is None:
+        return None
+    return Caller(Viewer.of(user), user.display_name, csrf="")
+
+
 def register(app: faust.App, rt: Runtime) -> None:
     teams = list(rt.followup.teams)
-
-    async def api_caller(request: Request) -> Caller | None:
-        """A bearer token (global or a user's) or else the inbox session; a wrong bearer
-        token is 401 even next to a session cookie."""
-        if not request.headers.get("Authorization"):
-            return await find_caller(rt, request)
-        given = bearer_token(request)
-        if not given:
-            return None
-        if staff_token_ok(rt, given):
-            return Caller(Viewer(API_ACTOR, "admin", None), API_ACTOR, csrf="")
-        user = await rt.db_for_request(user_for_token, rt.engine, given)
-        if user is None:
-            return None
-        return Caller(Viewer.of(user), user.display_name, csrf="")
 
     async def visible_task(view: CxView, caller: Caller, task_id: str) -> FollowupTask | Response:
         """The task when *caller* may see it; otherwise the 404 or 403 answer."""
@@ -165,7 +166,7 @@ def register(app: faust.App, rt: Runtime) -> None:
     ) -> tuple[Viewer, FollowupTask, list[FollowupTaskHistory]] | Response:
         """Who asks, the task and its history, when the caller may see the task; otherwise
         the 401, 404 or 403 answer."""
-        caller = await api_caller(request)
+        caller = await api_caller(rt, request)
         if caller is None:
             return view.unauthorised()
         task = await visible_task(view, caller, task_id)
@@ -180,7 +181,7 @@ def register(app: faust.App, rt: Runtime) -> None:
         may see, soonest SLA due first."""
 
         async def get(self, request: Request) -> Response:
-            caller = await api_caller(request)
+            caller = await api_caller(rt, request)
             if caller is None:
                 return self.unauthorised()
             try:
@@ -202,7 +203,7 @@ def register(app: faust.App, rt: Runtime) -> None:
         """GET → the structural fixes, newest first (to link one when closing a task)."""
 
         async def get(self, request: Request) -> Response:
-            if await api_caller(request) is None:
+            if await api_caller(rt, request) is None:
                 return self.unauthorised()
             fixes = await rt.db_for_request(list_structural_fixes, rt.engine)
             return self.json({"fixes": [fix_json(f) for f in fixes]}, headers=_NO_STORE)
@@ -256,7 +257,7 @@ def register(app: faust.App, rt: Runtime) -> None:
 
         async def _writer(self, request: Request) -> Caller | Response:
             """The caller, when they may write: a browser session needs its CSRF token."""
-            caller = await api_caller(request)
+            caller = await api_caller(rt, request)
             if caller is None:
                 return self.unauthorised()
             if caller.csrf and not same_secret(request.headers.get("X-CSRF-Token"), caller.csrf):

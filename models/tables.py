@@ -995,7 +995,25 @@ def _aggregate_key(table: str) -> tuple[Any, ...]:
     )
 
 
-class AggregateScores(SQLModel, table=True):
+class _AggregateKey(SQLModel):
+    """The key columns both aggregate tables share (not a table itself)."""
+
+    aggregate_id: int | None = Field(
+        default=None, primary_key=True, description="row id (generated; no meaning)"
+    )
+    grain: str = Field(max_length=5, description="day, week or month")
+    period_start: date = Field(description="first day of the period (reporting time zone)")
+    programme: str = Field(default="", max_length=100, description="survey programme")
+    partner: str = Field(default="", max_length=200, description="business partner")
+    channel: str = Field(default="", max_length=20, description="channel of the contact")
+    touchpoint: str = Field(
+        default="", max_length=40, description="inquiry type of the contact, else its kind"
+    )
+    product: str = Field(default="", max_length=200, description="product of the contact")
+    team: str = Field(default="", max_length=40, description="team that handled the contact")
+
+
+class AggregateScores(_AggregateKey, table=True):
     """NPS, CSAT and CES counts per period and dimensions, kept up to date as answers are
     scored (also late ones; a replay adds nothing). A period is the day, ISO week (starting
     Monday) or month of the answer in the reporting time zone (bi_settings). '' in a
@@ -1011,19 +1029,6 @@ class AggregateScores(SQLModel, table=True):
         CheckConstraint("nps_n >= 0 AND csat_n >= 0 AND ces_n >= 0", name="ck_agg_scores_n"),
     )
 
-    aggregate_id: int | None = Field(
-        default=None, primary_key=True, description="row id (generated; no meaning)"
-    )
-    grain: str = Field(max_length=5, description="day, week or month")
-    period_start: date = Field(description="first day of the period (reporting time zone)")
-    programme: str = Field(default="", max_length=100, description="survey programme")
-    partner: str = Field(default="", max_length=200, description="business partner")
-    channel: str = Field(default="", max_length=20, description="channel of the contact")
-    touchpoint: str = Field(
-        default="", max_length=40, description="inquiry type of the contact, else its kind"
-    )
-    product: str = Field(default="", max_length=200, description="product of the contact")
-    team: str = Field(default="", max_length=40, description="team that handled the contact")
     responses: int = Field(default=0, description="answers scored in the period")
     nps_n: int = Field(default=0, description="answers with an NPS score")
     nps_promoters: int = Field(default=0, description="NPS 9-10")
@@ -1050,7 +1055,7 @@ class AggregateScores(SQLModel, table=True):
     )
 
 
-class AggregateInvitations(SQLModel, table=True):
+class AggregateInvitations(_AggregateKey, table=True):
     """Surveys issued per period (of the invitation's creation) and dimensions, and how
     many of them were answered: the response rate is responded / invited. An answer that
     comes in weeks later counts in the period its survey was issued."""
@@ -1061,19 +1066,6 @@ class AggregateInvitations(SQLModel, table=True):
         CheckConstraint("invited >= 0 AND responded >= 0", name="ck_agg_invitations_n"),
     )
 
-    aggregate_id: int | None = Field(
-        default=None, primary_key=True, description="row id (generated; no meaning)"
-    )
-    grain: str = Field(max_length=5, description="day, week or month")
-    period_start: date = Field(description="first day of the period (reporting time zone)")
-    programme: str = Field(default="", max_length=100, description="survey programme")
-    partner: str = Field(default="", max_length=200, description="business partner")
-    channel: str = Field(default="", max_length=20, description="channel of the contact")
-    touchpoint: str = Field(
-        default="", max_length=40, description="inquiry type of the contact, else its kind"
-    )
-    product: str = Field(default="", max_length=200, description="product of the contact")
-    team: str = Field(default="", max_length=40, description="team that handled the contact")
     invited: int = Field(default=0, description="surveys issued (e-mail or phone)")
     responded: int = Field(default=0, description="of those, answered")
     updated_at: datetime = Field(
@@ -1098,7 +1090,10 @@ class BiSetting(SQLModel, table=True):
 def _comment_columns_from_descriptions() -> None:
     """A field's description becomes its column's comment: PostgreSQL keeps it as COMMENT ON
     COLUMN, which BI tools show next to the column, and the schema docs print it."""
-    for model in list(SQLModel.__subclasses__()):
+    pending = list(SQLModel.__subclasses__())
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
         table = getattr(model, "__table__", None)
         if table is None:
             continue
