@@ -22,6 +22,7 @@ from tests.benchmarks import (
     bench_baseline,
     bench_latency,
     bench_mailer,
+    bench_reports,
     bench_scale,
     bench_sink,
     bench_state,
@@ -55,6 +56,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "state": bench_state,
     "timers": bench_timers,
     "scale": bench_scale,
+    "reports": bench_reports,
 }
 # Their ratios divide by the raw passthrough measured in the same run.
 NEEDS_BASELINE = frozenset({"trigger", "answer"})
