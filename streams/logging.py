@@ -16,6 +16,20 @@ _LEVELS = {
 }
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a record comes, not when logging was set up:
+    a command run inside a test runner (or anything else that swaps stderr) and closed
+    since must not leave later log lines writing to a closed file."""
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     """Route structlog and stdlib logging through one renderer on stderr."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -47,15 +61,17 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS.get(level, logging.INFO))
     # aiosmtpd logs message envelopes (addresses) at INFO: keep them out. Faust, mode and
-    # aiokafka narrate every start-up step at INFO; their warnings and errors still show.
+    # aiokafka narrate every start-up step at INFO, alembic every migration step (cxloop db
+    # upgrade says what it did); their warnings and errors still show.
     for noisy in (
         "mail.log",
+        "alembic",
         "faust",
         "mode",
         "aiokafka",
