@@ -88,12 +88,24 @@ def insert_if_absent(session: Session, table: type[SQLModel], values: dict[str, 
     return bool(result.rowcount)
 
 
+def in_key_order(table: type[SQLModel], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """*rows* sorted by the table's primary key: two transactions inserting the same new keys
+    then take their locks in one order and cannot deadlock on each other (PostgreSQL makes
+    a second insert of a key wait for the first transaction's end)."""
+    keys = [c.name for c in table.__table__.primary_key.columns]  # type: ignore[attr-defined]
+    if any(row.get(k) is None for row in rows for k in keys):
+        return rows  # generated keys: nobody else can insert them
+    return sorted(rows, key=lambda row: tuple(row[k] for k in keys))
+
+
 def insert_many_if_absent(
     session: Session, table: type[SQLModel], rows: list[dict[str, Any]]
 ) -> None:
-    """The same for many rows in one executemany (rows that exist are left as they are)."""
+    """The same for many rows in one executemany (rows that exist are left as they are),
+    in key order."""
     if rows:
-        session.connection().execute(_insert_ignoring_conflicts(session, table), rows)
+        statement = _insert_ignoring_conflicts(session, table)
+        session.connection().execute(statement, in_key_order(table, rows))
 
 
 def insert_many_returning_new(
@@ -106,7 +118,7 @@ def insert_many_returning_new(
     statement = _insert_ignoring_conflicts(session, table).returning(
         table.__table__.c[key]  # type: ignore[attr-defined]  # set by SQLModel
     )
-    return list(session.connection().execute(statement, rows).scalars())
+    return list(session.connection().execute(statement, in_key_order(table, rows)).scalars())
 
 
 def lock_due(
