@@ -1,9 +1,9 @@
 """The BI dashboard in the staff inbox, and the reports as files and JSON.
 
 /inbox/dashboard             the page (signed-in staff: the inbox session or SSO header)
-/inbox/dashboard/export      ?report=&format=csv|parquet and the page's filters
-/api/reports/{report}        the same for scripts: a bearer token (global or personal) or
-                             the session; format=json (default), csv or parquet
+/api/reports/{report}        a report for scripts and the page's downloads: a bearer token
+                             (global or personal) or the session; format=json (default),
+                             csv or parquet
 
 Every request reads the aggregates for the period asked (query: since, until as ISO dates
 or 90d/12w/6m, grain day|week|month, by=<dimension> (repeatable), min_n); nothing is
@@ -16,12 +16,13 @@ import asyncio
 import io
 from collections.abc import Mapping
 from datetime import date
-from typing import Any
+from typing import cast
 from urllib.parse import quote, urlencode
 
 import faust
 import structlog
 from faust.web import Request, Response
+from multidict import MultiMapping
 
 from agents.inbox import find_caller, proxy_mode
 from agents.runtime import Runtime
@@ -34,6 +35,7 @@ from models.reports import (
     REPORTS,
     Period,
     ReportError,
+    Tabular,
     dashboard_data,
     parse_day,
     tabulate,
@@ -45,7 +47,7 @@ from models.tables import AGGREGATE_GRAINS
 log = structlog.get_logger("cxloop.dashboard")
 
 PAGE = "/inbox/dashboard"
-EXPORT = f"{PAGE}/export"
+REPORTS_API = "/api/reports"
 LOGIN = "/inbox/login"
 FORMATS = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}  # CSV is UTF-8
 _MIN_N_MAX = 100_000
@@ -54,39 +56,33 @@ _MIN_N_MAX = 100_000
 class Query:
     """The filters of a dashboard or report request, checked."""
 
-    def __init__(self, query: Mapping[str, Any], today: date) -> None:
+    def __init__(self, query: Mapping[str, str], today: date) -> None:
         since = str(query.get("since") or "90d")
         until = query.get("until")
         self.period = Period(
             parse_day(since, today), parse_day(str(until), today) if until else today
         )
-        self.grain = str(query.get("grain") or "week")
-        if self.grain not in AGGREGATE_GRAINS:
+        grain = query.get("grain")
+        self.grain = str(grain) if grain else None  # per period only when asked
+        if self.grain is not None and self.grain not in AGGREGATE_GRAINS:
             raise ReportError(f"unknown grain {self.grain!r}; choose from day, week, month")
-        self.by = [str(b) for b in _all(query, "by") if b]
+        # aiohttp's query is a MultiDict (faust types it as a Mapping): ?by= repeats.
+        self.by = [b for b in cast(MultiMapping[str], query).getall("by", []) if b]
         raw_min_n = str(query.get("min_n") or MIN_N)
         if not raw_min_n.isdigit() or not 1 <= int(raw_min_n) <= _MIN_N_MAX:
             raise ReportError(f"min_n must be a whole number from 1 to {_MIN_N_MAX}")
         self.min_n = int(raw_min_n)
 
-    def encoded(self) -> str:
-        """The filters as a query string, for export links that hold what the page shows."""
+    def encoded(self, grain: str) -> str:
+        """The filters as a query string, for download links that hold what the page shows."""
         return urlencode(
             {
                 "since": self.period.since.isoformat(),
                 "until": self.period.until.isoformat(),
-                "grain": self.grain,
+                "grain": grain,
                 "min_n": self.min_n,
             }
         )
-
-
-def _all(query: Mapping[str, Any], name: str) -> list[Any]:
-    getall = getattr(query, "getall", None)
-    if getall is not None:
-        return list(getall(name, []))
-    value = query.get(name)
-    return [] if value is None else [value]
 
 
 def register(app: faust.App, rt: Runtime) -> None:
@@ -95,52 +91,20 @@ def register(app: faust.App, rt: Runtime) -> None:
     async def today() -> date:
         return await rt.db_for_request(today_in_report_zone, rt.engine, rt.clock())
 
-    async def table_file(report: str, query: Query, fmt: str) -> bytes:
-        table = await rt.db_for_request(
-            tabulate,
-            rt.engine,
-            report,
-            query.period,
-            rt.clock(),
-            by=query.by,
-            grain=query.grain if not query.by and report in ("nps", "csat", "ces") else None,
-            min_n=query.min_n,
-        )
+    def download(view: CxView, table: Tabular, report: str, fmt: str) -> Response:
         if fmt == "csv":
             text = io.StringIO(newline="")
             write_csv(table.rows, table.columns, text)
-            return text.getvalue().encode("utf-8")
-        buffer = io.BytesIO()
-        write_parquet(table.rows, table.columns, buffer)
-        return buffer.getvalue()
-
-    def download(view: CxView, body: bytes, report: str, fmt: str) -> Response:
+            body = text.getvalue().encode("utf-8")
+        else:
+            buffer = io.BytesIO()
+            write_parquet(table.rows, table.columns, buffer)
+            body = buffer.getvalue()
         out = {
             **headers,
             "Content-Disposition": f'attachment; filename="cxloop-{report}.{fmt}"',
         }
         return view.bytes(body, content_type=FORMATS[fmt], headers=out)
-
-    @app.page(EXPORT)
-    class Export(CxView):
-        """GET ?report=nps|csat|ces|response-rate|partners|tasks&format=csv|parquet and the
-        page's filters → the file (grouped by `by`, else per period of the grain)."""
-
-        async def get(self, request: Request) -> Response:
-            if await find_caller(rt, request) is None:
-                return self.json({"error": "unauthorised"}, status=401, headers=headers)
-            report = request.query.get("report", "nps")
-            fmt = request.query.get("format", "csv")
-            try:
-                if report not in REPORTS:
-                    raise ReportError(f"unknown report {report!r}")
-                if fmt not in FORMATS:
-                    raise ReportError(f"unknown format {fmt!r}; choose from csv, parquet")
-                query = Query(request.query, await today())
-                body = await table_file(report, query, fmt)
-            except ReportError as exc:
-                return self.json({"error": "bad_request", "detail": str(exc)}, status=400)
-            return download(self, body, report, fmt)
 
     @app.page(PAGE)
     class Dashboard(CxView):
@@ -165,7 +129,7 @@ def register(app: faust.App, rt: Runtime) -> None:
                     dashboard_data,
                     rt.engine,
                     query.period,
-                    query.grain,
+                    query.grain or "week",
                     rt.clock(),
                     min_n=query.min_n,
                 )
@@ -173,18 +137,18 @@ def register(app: faust.App, rt: Runtime) -> None:
                 page = message_page(title="Cannot show that", message=str(exc))
                 return self.html(page, status=400, headers=headers)
             links = {
-                f"{name} ({fmt})": f"{EXPORT}?report={name}&format={fmt}"
+                f"{name} ({fmt})": f"{REPORTS_API}/{name}?format={fmt}"
                 for name in ("nps", "partners", "csat", "response-rate", "tasks")
                 for fmt in FORMATS
             }
             # Drawing the charts takes a few hundred ms of CPU: off the event loop.
             page = await asyncio.to_thread(
-                render_dashboard, data, export_links=links, filters_query=query.encoded()
+                render_dashboard, data, export_links=links, filters_query=query.encoded(data.grain)
             )
-            log.info("dashboard_shown", role=caller.viewer.role, grain=query.grain)
+            log.info("dashboard_shown", role=caller.viewer.role, grain=data.grain)
             return self.html(page, headers=headers)
 
-    @app.page("/api/reports/{report}")
+    @app.page(f"{REPORTS_API}/{{report}}")
     class Reports(CxView):
         """GET → the report as JSON {"columns", "rows"} (or ?format=csv|parquet)."""
 
@@ -200,8 +164,6 @@ def register(app: faust.App, rt: Runtime) -> None:
                 if fmt != "json" and fmt not in FORMATS:
                     raise ReportError(f"unknown format {fmt!r}; choose from json, csv, parquet")
                 query = Query(request.query, await today())
-                if fmt != "json":
-                    return download(self, await table_file(report, query, fmt), report, fmt)
                 table = await rt.db_for_request(
                     tabulate,
                     rt.engine,
@@ -209,11 +171,13 @@ def register(app: faust.App, rt: Runtime) -> None:
                     query.period,
                     rt.clock(),
                     by=query.by,
-                    grain=request.query.get("grain"),
+                    grain=query.grain,
                     min_n=query.min_n,
                 )
             except ReportError as exc:
                 return self.json({"error": "bad_request", "detail": str(exc)}, status=400)
+            if fmt != "json":
+                return download(self, table, report, fmt)
             rows = [
                 {k: v.isoformat() if isinstance(v, date) else v for k, v in row.items()}
                 for row in table.rows

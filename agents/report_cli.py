@@ -4,7 +4,6 @@ terminal, or as CSV / Parquet; `cxloop report rebuild` recounts the aggregates."
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,8 +12,10 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from agents.db_cli import DatabaseOption
 from agents.runtime import utc_now
 from models.aggregates import rebuild_aggregates
+from models.dashboard import insufficient_text
 from models.database import make_engine
 from models.export import write_csv, write_parquet
 from models.reports import (
@@ -51,7 +52,7 @@ def _cell(column: str, value: Any, row: dict[str, Any], min_n: int) -> str:
             n = row.get("csat_n" if column == "csat" else "ces_n" if column == "ces_mean" else "n")
             if column == "response_rate":
                 n = row.get("invited")
-            return f"insufficient (n = {n} < {min_n})" if n is not None else "–"
+            return insufficient_text(n, min_n) if n is not None else "–"
         return "–"
     if isinstance(value, float):
         if column in _MOE_OF and row.get(_MOE_OF[column]) is not None:
@@ -74,11 +75,6 @@ def print_table(title: str, table: Tabular, min_n: int) -> None:
     Console().print(out)
     if not table.rows:
         Console().print("no data in this period")
-
-
-@app.command(name="show", hidden=True)
-def _show() -> None:  # pragma: no cover - typer wants one command before callbacks
-    pass
 
 
 def _report(report: str) -> Any:
@@ -104,9 +100,7 @@ def _report(report: str) -> Any:
         output: Annotated[
             Path | None, typer.Option(help="File to write (csv: default standard output).")
         ] = None,
-        database_url: Annotated[
-            str | None, typer.Option(help="Database (default: CXLOOP_DATABASE_URL).")
-        ] = None,
+        database_url: DatabaseOption = None,
     ) -> None:
         engine = make_engine(database_url or get_settings().database_url)
         now = utc_now()
@@ -167,14 +161,12 @@ def rebuild(
     timezone: Annotated[
         str | None, typer.Option(help="Reporting time zone to bucket in from now on.")
     ] = None,
-    database_url: Annotated[
-        str | None, typer.Option(help="Database (default: CXLOOP_DATABASE_URL).")
-    ] = None,
+    database_url: DatabaseOption = None,
 ) -> None:
     """Recount every aggregate from the raw rows (optionally in another time zone)."""
     engine = make_engine(database_url or get_settings().database_url)
     try:
-        counted = rebuild_aggregates(engine, datetime.now().astimezone(), timezone)
+        counted = rebuild_aggregates(engine, utc_now(), timezone)
     except ValueError as exc:
         typer.echo(f"cxloop report rebuild: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
-from agents.db_cli import require_schema
+from agents.db_cli import DatabaseOption, require_schema
 from agents.runtime import utc_now
 from models.database import make_engine
 from models.followup_rules import FollowupRulesError, load_followup_rules
@@ -28,10 +28,6 @@ from models.staff_auth import (
 from streams.settings import get_settings
 
 app = typer.Typer(help="Manage staff inbox users and their API tokens.", no_args_is_help=True)
-
-DatabaseOption = Annotated[
-    str | None, typer.Option(help="SQL database (default: CXLOOP_DATABASE_URL).")
-]
 
 
 class RoleName(StrEnum):

@@ -14,10 +14,10 @@ time zone, stored in bi_settings so every worker buckets alike (UTC when unset).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Engine, delete, select
@@ -27,7 +27,6 @@ from models.database import dialect_insert, transaction
 from models.scoring import NpsCategory, csat_satisfied, nps_category
 from models.tables import (
     AGGREGATE_DIMENSIONS,
-    AGGREGATE_GRAINS,
     AggregateInvitations,
     AggregateScores,
     BiSetting,
@@ -260,20 +259,3 @@ def rebuild_aggregates(engine: Engine, now: datetime, zone_name: str | None = No
         )
         add_answers(session, answers, now)
         return len(answers)
-
-
-def read_counts(
-    session: Session, model: type[SQLModel], grains: Iterable[str] = AGGREGATE_GRAINS
-) -> dict[Key, dict[str, int]]:
-    """Every row of an aggregate table as key → counters (rows of all zeros left out)."""
-    counters = SCORE_COUNTERS if model is AggregateScores else INVITATION_COUNTERS
-    table = model.__table__  # type: ignore[attr-defined]  # set by SQLModel
-    result: dict[Key, dict[str, int]] = {}
-    for row in session.execute(select(table).where(table.c.grain.in_(list(grains)))).mappings():
-        key = cast(
-            Key, (row["grain"], row["period_start"], *(row[d] for d in AGGREGATE_DIMENSIONS))
-        )
-        values = {c: int(row[c]) for c in counters}
-        if any(values.values()):
-            result[key] = values
-    return result

@@ -254,6 +254,19 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
+def tasks_opened(engine: Engine, period: Period) -> list[FollowupTask]:
+    """Every task opened in *period* (complaints too)."""
+    with transaction(engine) as session:
+        start, end = _zone_bounds(session, period)
+        return list(
+            session.execute(
+                select(FollowupTask).where(
+                    col(FollowupTask.opened_at) >= start, col(FollowupTask.opened_at) < end
+                )
+            ).scalars()
+        )
+
+
 def closed_loop(
     engine: Engine,
     period: Period,
@@ -262,16 +275,16 @@ def closed_loop(
     teams: Sequence[str] | None = None,
     min_n: int = MIN_N,
 ) -> ClosedLoop:
-    with transaction(engine) as session:
-        start, end = _zone_bounds(session, period)
-        query = select(FollowupTask).where(
-            col(FollowupTask.origin).in_(ANSWER_ORIGINS),
-            col(FollowupTask.opened_at) >= start,
-            col(FollowupTask.opened_at) < end,
-        )
-        if teams is not None:
-            query = query.where(col(FollowupTask.team).in_(teams))
-        tasks = list(session.execute(query).scalars())
+    """How the follow-up of unhappy customers whose task opened in *period* went."""
+    tasks = [t for t in tasks_opened(engine, period) if teams is None or t.team in teams]
+    return closed_loop_of(tasks, now, min_n=min_n)
+
+
+def closed_loop_of(
+    tasks: Sequence[FollowupTask], now: datetime, *, min_n: int = MIN_N
+) -> ClosedLoop:
+    """closed_loop over *tasks* (those opened by an answer count; complaints do not)."""
+    tasks = [t for t in tasks if t.origin in ANSWER_ORIGINS]
     decided = in_sla = 0
     to_contact: list[float] = []
     to_close: list[float] = []
@@ -433,13 +446,14 @@ def tabulate(
     where: Mapping[str, str] | None = None,
     min_n: int = MIN_N,
 ) -> Tabular:
-    """One of REPORTS as a table; 'partners' is NPS by partner, best first, with a rank."""
+    """One of REPORTS as a table; 'partners' is NPS by partner, best first, with a rank.
+    *grain* adds a row per period to the survey reports (partners and tasks are totals)."""
     if report not in REPORTS:
         raise ReportError(f"unknown report {report!r}; choose from {', '.join(REPORTS)}")
     if report == "tasks":
         return _task_table(engine, period, now, min_n)
     if report == "partners":
-        by = ("partner",)
+        by, grain = ("partner",), None
     rows = score_rows(engine, period, by=by, grain=grain, where=where, min_n=min_n)
     figures = _FIGURES["nps" if report == "partners" else report]
     leading = (["period_start"] if grain else []) + list(by)
@@ -470,18 +484,12 @@ def _task_table(engine: Engine, period: Period, now: datetime, min_n: int) -> Ta
         "recovered",
     ]
     open_counts = {t.team: t for t in open_tasks_by_team(engine, now)}
-    with transaction(engine) as session:
-        start, end = _zone_bounds(session, period)
-        teams = set(
-            session.execute(
-                select(col(FollowupTask.team))
-                .where(col(FollowupTask.opened_at) >= start, col(FollowupTask.opened_at) < end)
-                .distinct()
-            ).scalars()
-        )
+    by_team: dict[str, list[FollowupTask]] = defaultdict(list)
+    for task in tasks_opened(engine, period):
+        by_team[task.team].append(task)
     rows = []
-    for team in sorted(teams | set(open_counts)):
-        loop = closed_loop(engine, period, now, teams=[team], min_n=min_n)
+    for team in sorted(set(by_team) | set(open_counts)):
+        loop = closed_loop_of(by_team[team], now, min_n=min_n)
         counts = open_counts.get(team, TeamTaskCount(team, 0, 0))
         rows.append(
             {

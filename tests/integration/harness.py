@@ -221,6 +221,29 @@ class RunningLoop:
             base_url=self.web, headers={"Authorization": f"Bearer {self.staff_token}"}, timeout=10
         )
 
+    def work_task(
+        self,
+        staff: httpx.Client,
+        task_id: str,
+        steps: list[tuple[str, str, dict[str, Any]]],
+        timeout: float = 30,
+    ) -> None:
+        """Post each (type, note, details) action on the task through the staff API (202)
+        and wait until closure has recorded it before posting the next."""
+        for kind, note, details in steps:
+            body = {"type": kind, "note": note, "details": details}
+            posted = staff.post(f"/api/tasks/{task_id}/actions", json=body)
+            assert posted.status_code == 202, posted.text
+            wait_for(
+                lambda k=kind: self.rows(
+                    "SELECT 1 FROM followup_actions WHERE task_id = :t AND type = :k",
+                    t=task_id,
+                    k=k,
+                ),
+                timeout,
+                f"the {kind} action",
+            )
+
 
 @contextmanager
 def running_loop(

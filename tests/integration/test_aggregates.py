@@ -13,19 +13,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
-from sqlmodel import col
+from sqlmodel import Session, SQLModel, col
 
 from models.aggregates import (
+    INVITATION_COUNTERS,
     REPORT_TIMEZONE,
     SCORE_COUNTERS,
     add_invitations,
-    read_counts,
     rebuild_aggregates,
 )
 from models.database import insert_many_if_absent, insert_many_returning_new, transaction
 from models.scoring import csat_satisfied, nps_category
 from models.survey_store import record_scores, store_answer
 from models.tables import (
+    AGGREGATE_DIMENSIONS,
     AggregateInvitations,
     AggregateScores,
     BiSetting,
@@ -209,6 +210,19 @@ def brute_force(
         return {k: {c: v.get(c, 0) for c in names} for k, v in table.items() if any(v.values())}
 
     return full(scores, SCORE_COUNTERS), full(invitations, ("invited", "responded"))
+
+
+def read_counts(session: Session, model: type[SQLModel]) -> dict[object, dict[str, int]]:
+    """Every row of an aggregate table as key → counters (rows of all zeros left out)."""
+    counters = SCORE_COUNTERS if model is AggregateScores else INVITATION_COUNTERS
+    table = model.__table__  # type: ignore[attr-defined]  # set by SQLModel
+    result: dict[object, dict[str, int]] = {}
+    for row in session.execute(select(table)).mappings():
+        key = (row["grain"], row["period_start"], *(row[d] for d in AGGREGATE_DIMENSIONS))
+        values = {c: int(row[c]) for c in counters}
+        if any(values.values()):
+            result[key] = values
+    return result
 
 
 def incremental(

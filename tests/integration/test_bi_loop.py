@@ -55,24 +55,16 @@ def test_lineage_aggregates_and_reports_of_a_closed_loop(bi: Loop) -> None:
     found = wait_for(lambda: loop.rows("SELECT task_id FROM followup_tasks"), 30, "the task")
     task_id = found[0][0]  # type: ignore[index]
     with loop.staff() as staff:
-        for kind, note, details in [
-            ("call_attempt", "Klant gebeld", {}),
-            ("resolved", "Nieuwe afspraak", {}),
-            ("customer_informed", "Klant verteld dat de monteur dinsdag komt", {}),
-            ("close", "", {"root_cause": "appointment_missed"}),
-        ]:
-            body = {"type": kind, "note": note, "details": details}
-            posted = staff.post(f"/api/tasks/{task_id}/actions", json=body)
-            assert posted.status_code == 202, posted.text
-            wait_for(
-                lambda k=kind: loop.rows(
-                    "SELECT 1 FROM followup_actions WHERE task_id = :t AND type = :k",
-                    t=task_id,
-                    k=k,
-                ),
-                30,
-                f"the {kind} action",
-            )
+        loop.work_task(
+            staff,
+            task_id,
+            [
+                ("call_attempt", "Klant gebeld", {}),
+                ("resolved", "Nieuwe afspraak", {}),
+                ("customer_informed", "Klant verteld dat de monteur dinsdag komt", {}),
+                ("close", "", {"root_cause": "appointment_missed"}),
+            ],
+        )
     wait_for(
         lambda: loop.rows(
             "SELECT 1 FROM survey_decisions WHERE event_id = :e", e=f"recovery:{task_id}"

@@ -76,24 +76,17 @@ def test_detractor_is_called_back_and_the_loop_closes(loop: RunningLoop) -> None
         listed = staff.get("/api/tasks", params={"status": "open"})
         assert listed.status_code == 200
         assert [t["task_id"] for t in listed.json()["tasks"]] == [task_id]
-        for kind, note, details in [
-            ("call_attempt", "Klant gebeld", {}),
-            ("resolved", "Monteur ingepland", {}),
-            ("customer_informed", "Klant verteld dat de monteur dinsdag komt", {}),
-            ("close", "", {"root_cause": "appointment_missed"}),
-        ]:
-            body = {"type": kind, "note": note, "details": details}
-            posted = staff.post(f"/api/tasks/{task_id}/actions", json=body)
-            assert posted.status_code == 202, posted.text
-            wait_for(
-                lambda k=kind: loop.rows(
-                    "SELECT 1 FROM followup_actions WHERE task_id = :t AND type = :k",
-                    t=task_id,
-                    k=k,
-                ),
-                15,
-                f"the {kind} action",
-            )
+        loop.work_task(
+            staff,
+            task_id,
+            [
+                ("call_attempt", "Klant gebeld", {}),
+                ("resolved", "Monteur ingepland", {}),
+                ("customer_informed", "Klant verteld dat de monteur dinsdag komt", {}),
+                ("close", "", {"root_cause": "appointment_missed"}),
+            ],
+            timeout=15,
+        )
         closed = loop.rows(
             "SELECT status, closed_at IS NOT NULL, root_cause, told_customer FROM followup_tasks"
         )

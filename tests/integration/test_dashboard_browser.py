@@ -137,7 +137,7 @@ def test_a_lead_reads_the_dashboard(loop: RunningLoop, page: Page, tmp_path: Pat
 
 
 def test_the_dashboard_needs_a_sign_in(loop: RunningLoop, page: Page) -> None:
-    answer = page.request.get(f"{loop.web}/inbox/dashboard/export?report=nps", max_redirects=0)
+    answer = page.request.get(f"{loop.web}/api/reports/nps?format=csv", max_redirects=0)
     assert answer.status == 401
     shown = page.request.get(f"{loop.web}/inbox/dashboard", max_redirects=0)
     assert shown.status == 303
