@@ -1,5 +1,5 @@
 """python -m agents: the cxloop command."""
 
-from agents.cli import main
+from agents.cli.main import main
 
 main()

@@ -8,7 +8,7 @@ from functools import partial
 import faust
 import structlog
 
-from agents.dead_letters import send_to_dead_letters
+from agents.pipeline.dead_letters import send_to_dead_letters
 from agents.runtime import Runtime, bind_event
 
 log = structlog.get_logger("cxloop.consume")

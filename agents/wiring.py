@@ -4,32 +4,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agents import (
+from agents.mail.mail_server import register_viewer
+from agents.pipeline import (
     closure,
-    complaint_intake,
     consent,
-    dashboard,
     dead_letters,
-    followup,
+    mailer,
+    scoring,
+    task_opening,
+    trigger,
+)
+from agents.runtime import OffsetClock, Runtime, utc_now
+from agents.timers import response_relay, scheduler, task_event_relay, webhook_sender
+from agents.web import (
+    complaint_form,
+    dashboard,
     health,
     inbox,
     interviews,
-    mailer,
-    response_outbox,
-    scheduler,
-    scoring,
     staff_api,
     survey_page,
-    task_outbox,
-    trigger,
     unsubscribe,
-    webhooks,
 )
-from agents.mail_server import register_viewer
-from agents.runtime import OffsetClock, Runtime, utc_now
-from models.database import make_engine
 from models.followup_rules import load_followup_rules
 from models.rules import load_rules
+from models.store.engine import make_engine
 from streams.app import CxApp, create_app
 from streams.settings import Settings
 from streams.topics import declare_topics
@@ -38,12 +37,12 @@ AGENT_MODULES = (
     trigger,
     mailer,
     scoring,
-    followup,
+    task_opening,
     closure,
     dead_letters,
-    response_outbox,
+    response_relay,
     scheduler,
-    task_outbox,
+    task_event_relay,
     survey_page,
     unsubscribe,
     consent,
@@ -51,8 +50,8 @@ AGENT_MODULES = (
     interviews,
     dashboard,  # before inbox: /inbox/dashboard is not a task page
     inbox,
-    webhooks,
-    complaint_intake,
+    webhook_sender,
+    complaint_form,
     health,
 )
 

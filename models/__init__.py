@@ -1,1 +1,3 @@
-"""Sink tables and pure domain logic. Imports neither faust nor aiokafka."""
+"""Pure domain rules: scoring, eligibility, programmes, SLA calendars, statistics.
+
+No SQL, web, faust or aiokafka here; models.store holds the SQL application services."""

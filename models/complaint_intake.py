@@ -26,9 +26,8 @@ from typing import Any
 import orjson
 from email_validator import EmailNotValidError, validate_email
 
+from agents.web.pages.survey import render
 from models.contact_events import parse_contact_event
-from models.followup import TaskOrigin, task_id_for
-from models.survey_content import render
 from models.survey_templates import (
     FALLBACK_LOCALE,
     SURVEY_LOCALES,
@@ -36,6 +35,7 @@ from models.survey_templates import (
     language_code,
     read_catalogue,
 )
+from models.task_lifecycle import TaskOrigin, task_id_for
 from models.tokens import hash_token, looks_like_token
 
 MAX_MAIL_BYTES = 1_000_000

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from models.followup import BEFORE_CONTACT, TaskStatus
 from models.followup_rules import FollowupRules
+from models.task_lifecycle import BEFORE_CONTACT, TaskStatus
 
 SlaKind = Literal["first_contact", "closure"]
 

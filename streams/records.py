@@ -181,7 +181,7 @@ class FollowupTaskEvent(WireRecord):
 
 
 class FollowupAction(WireRecord):
-    """A staff action on a task (models.followup.ActionType), checked against the staff
+    """A staff action on a task (models.task_lifecycle.ActionType), checked against the staff
     member's rights before it is published; details carry assignee, root_cause,
     needs_structural_fix and structural_fix_id / structural_fix_title."""
 

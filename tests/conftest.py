@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from models.database import create_schema, make_engine
+from models.store.engine import create_schema, make_engine
 
 
 def postgres_admin_url() -> str:

@@ -15,9 +15,9 @@ import pytest
 
 from agents.runtime import Runtime
 from models.contact_events import parse_contact_event
-from models.database import create_schema, make_engine
-from models.decision_store import InvitationInfo, decide_contact
 from models.rules import load_rules
+from models.store.decisions import InvitationInfo, decide_contact
+from models.store.engine import create_schema, make_engine
 from streams.app import create_app
 from streams.settings import Settings
 from streams.topics import declare_topics

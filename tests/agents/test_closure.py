@@ -11,12 +11,12 @@ from typing import Any
 import orjson
 from sqlalchemy import text
 
-from agents import closure
-from agents.task_outbox import relay_once
-from models.database import transaction
-from models.followup import TaskSubject, task_for_answer
-from models.tables import FollowupTask
-from models.task_store import open_tasks
+from agents.pipeline import closure
+from agents.timers.task_event_relay import relay_once
+from models.store.engine import transaction
+from models.store.tables import FollowupTask
+from models.store.tasks import open_tasks
+from models.task_lifecycle import TaskSubject, task_for_answer
 from streams import records
 from tests.agents.conftest import NOW, Harness, settled
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from sqlalchemy import text
 
-from agents import consent
-from models.consent_store import opted_out_now
+from agents.pipeline import consent
+from models.store.consent import opted_out_now
 from streams.records import ConsentChange
 from tests.agents.conftest import NOW, Harness, settled
 

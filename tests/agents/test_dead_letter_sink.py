@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
-from agents import dead_letters
-from agents.dead_letters import dead_letter_id
-from models.database import transaction
-from models.tables import DeadLetter as DeadLetterRow
+from agents.pipeline import dead_letters
+from agents.pipeline.dead_letters import dead_letter_id
+from models.store.engine import transaction
+from models.store.tables import DeadLetter as DeadLetterRow
 from streams import records
 from tests.agents.conftest import NOW, Harness, settled
 

@@ -12,14 +12,14 @@ import orjson
 import pytest
 from sqlalchemy import select, text
 
-from agents import followup
+from agents.pipeline import task_opening as followup
 from models.contact_events import parse_contact_event
-from models.database import transaction
-from models.decision_store import decide_contact
-from models.followup import TaskOrigin, task_id_for
 from models.followup_rules import load_followup_rules
 from models.rules import load_rules
-from models.tables import FollowupTask
+from models.store.decisions import decide_contact
+from models.store.engine import transaction
+from models.store.tables import FollowupTask
+from models.task_lifecycle import TaskOrigin, task_id_for
 from streams import records
 from tests.agents.conftest import NOW, Harness, contact, settled
 

@@ -19,12 +19,13 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import text
 from structlog.testing import capture_logs
 
-from agents import mailer, smtp_sender
-from agents.smtp_sender import SmtpSender
+from agents.mail import smtp_sender
+from agents.mail.smtp_sender import SmtpSender
+from agents.pipeline import mailer
 from models.consent import Consent
-from models.consent_store import record_consents
-from models.database import transaction
-from models.tables import SurveyInvitation as InvitationRow
+from models.store.consent import record_consents
+from models.store.engine import transaction
+from models.store.tables import SurveyInvitation as InvitationRow
 from models.tokens import hash_token
 from streams import records
 from tests.agents.conftest import NOW, Harness, decided_invitation, settled

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 
 from agents import runtime
 from agents.runtime import DatabaseUnavailable, Runtime
-from models.database import make_engine
+from models.store.engine import make_engine
 from streams.settings import Settings
 
 

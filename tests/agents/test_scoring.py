@@ -9,10 +9,10 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from agents import scoring
-from models.database import transaction
-from models.survey_store import claim_delivery, finish_delivery, record_response
-from models.tables import SurveyResponse as ResponseRow
+from agents.pipeline import scoring
+from models.store.engine import transaction
+from models.store.surveys import claim_delivery, finish_delivery, record_response
+from models.store.tables import SurveyResponse as ResponseRow
 from models.tokens import hash_token
 from streams import records
 from tests.agents.conftest import NOW, Harness, decided_invitation, settled

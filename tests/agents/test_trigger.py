@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sqlalchemy import text
 
-from agents import trigger
+from agents.pipeline import trigger
 from tests.agents.conftest import Harness, contact, settled
 
 

@@ -2,21 +2,21 @@
 
 cxloop counts every scored answer and issued survey into agg_scores/agg_invitations (per
 day, ISO week and month and per programme, partner, channel, touchpoint, product, team) in
-the transaction that scores or issues it (models.aggregates), and the reports sum those rows.
+the transaction that scores or issues it (models.store.aggregates), and the reports sum those rows.
 
 Seed: N scored answers (100,000; quick 20,000) on 2N surveys issued over 365 days, 20
 partners, 5 channels, 6 touchpoints, 3 programmes, raw rows inserted with Core executemany,
-then models.aggregates.rebuild_aggregates fills the aggregates (its time is a figure). Plus W
+then models.store.aggregates.rebuild_aggregates fills the aggregates (its time is a figure). Plus W
 answered but not yet scored surveys of the last 3 days for the write path.
 
-1. Write: models.survey_store.record_scores on batches of 500 of the W answers, alternating
-   batches with the aggregates and with models.survey_store.add_answers patched to a no-op
+1. Write: models.store.surveys.record_scores on batches of 500 of the W answers, alternating
+   batches with the aggregates and with models.store.surveys.add_answers patched to a no-op
    (the same UPDATEs without the aggregates); answers/s with ÷ without.
 2. Read: score_rows(by=["partner"]) over 90 days, and by week over 365 days, against a
    brute-force GROUP BY over survey_responses JOIN survey_invitations LEFT JOIN
    contact_events (and survey_invitations LEFT JOIN survey_responses for invited/responded)
    giving the same counters; the two are checked equal. Median of 5 after a warm-up.
-3. Dashboard: models.reports.dashboard_data for 90 days by week, and
+3. Dashboard: models.store.reports.dashboard_data for 90 days by week, and
    models.dashboard.render_dashboard on its result.
 
 SQLite (a file, as cxloop's default) and PostgreSQL, same code.
@@ -36,17 +36,17 @@ from unittest import mock
 from sqlalchemy import Date, Engine, and_, case, cast, func, insert, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
-import models.survey_store
-from models.aggregates import SCORE_COUNTERS, rebuild_aggregates
-from models.dashboard import render_dashboard
-from models.database import create_schema, make_engine
-from models.reports import Period, dashboard_data, score_rows
+import models.store.surveys
+from agents.web.pages.dashboard import render_dashboard
 from models.scoring import csat_satisfied, nps_category
-from models.survey_store import record_scores
-from models.tables import AggregateInvitations, AggregateScores
-from models.tables import ContactEvent as _ContactEvent
-from models.tables import SurveyInvitation as _SurveyInvitation
-from models.tables import SurveyResponse as _SurveyResponse
+from models.store.aggregates import SCORE_COUNTERS, rebuild_aggregates
+from models.store.engine import create_schema, make_engine
+from models.store.reports import Period, dashboard_data, score_rows
+from models.store.surveys import record_scores
+from models.store.tables import AggregateInvitations, AggregateScores
+from models.store.tables import ContactEvent as _ContactEvent
+from models.store.tables import SurveyInvitation as _SurveyInvitation
+from models.store.tables import SurveyResponse as _SurveyResponse
 from tests.benchmarks.report import Figure
 from tests.benchmarks.runner_context import Context
 
@@ -309,7 +309,7 @@ def _without_aggregates(on: bool) -> Iterator[None]:
     if not on:
         yield
         return
-    with mock.patch.object(models.survey_store, "add_answers", return_value=None):
+    with mock.patch.object(models.store.surveys, "add_answers", return_value=None):
         yield
 
 

@@ -1,7 +1,7 @@
 """sink: idempotent batched rows/s into SQLite and PostgreSQL (contact_events, survey_decisions).
 
 500 rows per transaction with one Core executemany of INSERT … ON CONFLICT DO NOTHING (the
-statement models.database uses), every batch written twice: the second pass must add no row.
+statement models.store.engine uses), every batch written twice: the second pass must add no row.
 The baseline is the database driver alone (sqlite3 / psycopg executemany of the same SQL).
 """
 
@@ -21,8 +21,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 
-from models.database import create_schema, make_engine
-from models.tables import ContactEvent, SurveyDecision
+from models.store.engine import create_schema, make_engine
+from models.store.tables import ContactEvent, SurveyDecision
 from tests.benchmarks.common import Stack
 from tests.benchmarks.report import Figure
 from tests.benchmarks.runner_context import Context

@@ -23,8 +23,8 @@ import psycopg
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
-from models.database import create_schema, make_engine
-from models.tables import CustomerContactState
+from models.store.engine import create_schema, make_engine
+from models.store.tables import CustomerContactState
 from tests.benchmarks.common import Stack
 from tests.benchmarks.report import Figure
 from tests.benchmarks.runner_context import Context

@@ -74,8 +74,8 @@ def is_idle(frames: tuple[str, ...]) -> bool:
 
 
 def is_lock_wait(frames: tuple[str, ...]) -> bool:
-    """Inside models.database's BEGIN IMMEDIATE hook: waiting for SQLite's write lock."""
-    return any(f.endswith("<lambda> (models/database.py)") for f in frames)
+    """Inside models.store.engine's BEGIN IMMEDIATE hook: waiting for SQLite's write lock."""
+    return any(f.endswith("<lambda> (models/store/engine.py)") for f in frames)
 
 
 @dataclass

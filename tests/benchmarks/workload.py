@@ -14,9 +14,9 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import Engine, insert
 
-from models.database import create_schema, make_engine, transaction
-from models.followup import TaskOrigin, task_id_for
-from models.tables import CustomerContactState, FollowupTask, SurveyInvitation, SurveyResponse
+from models.store.engine import create_schema, make_engine, transaction
+from models.store.tables import CustomerContactState, FollowupTask, SurveyInvitation, SurveyResponse
+from models.task_lifecycle import TaskOrigin, task_id_for
 from models.tokens import hash_token
 from streams.records import SurveyResponse as SurveyResponseRecord
 from streams.topic_admin import ensure_topics

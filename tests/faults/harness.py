@@ -35,7 +35,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, text
 
-from models.database import make_engine
+from models.store.engine import make_engine
 from streams.embedded_broker import EmbeddedBroker
 from streams.topics import (
     ALL_TOPICS,

@@ -24,7 +24,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import Engine, text
 
-from models.database import make_engine
+from models.store.engine import make_engine
 from tests.conftest import wait_for
 from tests.kafka_reading import read_from_start
 

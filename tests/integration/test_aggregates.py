@@ -15,17 +15,17 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from sqlmodel import Session, SQLModel, col
 
-from models.aggregates import (
+from models.scoring import csat_satisfied, nps_category
+from models.store.aggregates import (
     INVITATION_COUNTERS,
     REPORT_TIMEZONE,
     SCORE_COUNTERS,
     add_invitations,
     rebuild_aggregates,
 )
-from models.database import insert_many_if_absent, insert_many_returning_new, transaction
-from models.scoring import csat_satisfied, nps_category
-from models.survey_store import record_scores, store_answer
-from models.tables import (
+from models.store.engine import insert_many_if_absent, insert_many_returning_new, transaction
+from models.store.surveys import record_scores, store_answer
+from models.store.tables import (
     AGGREGATE_DIMENSIONS,
     AggregateInvitations,
     AggregateScores,
@@ -149,7 +149,7 @@ def score(engine: Engine, response_id: str, spec: dict[str, int | None], at: dat
 def brute_force(
     engine: Engine,
 ) -> tuple[dict[object, dict[str, int]], dict[object, dict[str, int]]]:
-    """Recount from the raw rows, independently of models.aggregates."""
+    """Recount from the raw rows, independently of models.store.aggregates."""
     zone = ZoneInfo(ZONE)
 
     def buckets(at: datetime) -> list[tuple[str, date]]:

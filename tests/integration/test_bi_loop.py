@@ -17,8 +17,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from agents.cli import cli
-from models.lineage import lineage_rows
+from agents.cli.main import cli
+from models.store.lineage import lineage_rows
 from tests.conftest import wait_for
 from tests.integration.harness import RunningLoop, contact_event, running_loop
 

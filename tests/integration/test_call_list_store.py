@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from models.call_list_store import (
+from models.store.call_list import (
     MAX_NO_ANSWERS,
     CallClosed,
     CallExpired,
@@ -23,9 +23,9 @@ from models.call_list_store import (
     record_call_attempt,
     record_interview,
 )
-from models.database import transaction
-from models.survey_store import AlreadyAnswered, unpublished_responses
-from models.tables import CustomerConsent, SurveyInvitation
+from models.store.engine import transaction
+from models.store.surveys import AlreadyAnswered, unpublished_responses
+from models.store.tables import CustomerConsent, SurveyInvitation
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 ANSWERS = {"nps": 2, "reason": "Te duur."}

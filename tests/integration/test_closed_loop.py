@@ -12,7 +12,7 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from models.staff_auth import authenticate
+from models.store.staff_accounts import authenticate
 from tests.conftest import wait_for
 from tests.integration.harness import RunningLoop, contact_event, running_loop
 

@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from models.database import transaction
-from models.tables import SurveyInvitation as InvitationRow
+from models.store.engine import transaction
+from models.store.tables import SurveyInvitation as InvitationRow
 from streams.records import SurveyInvitation
 from tests.conftest import wait_for
 from tests.integration.harness import RunningLoop, contact_event, running_loop

@@ -12,16 +12,16 @@ import pytest
 from sqlalchemy import Engine, text
 
 from models.consent import Consent
-from models.consent_store import (
+from models.store.consent import (
     ConsentsRecorded,
     customer_for_token,
     opted_out,
     opted_out_now,
     record_consents,
 )
-from models.database import transaction
-from models.survey_store import claim_deliveries
-from models.tables import SurveyInvitation
+from models.store.engine import transaction
+from models.store.surveys import claim_deliveries
+from models.store.tables import SurveyInvitation
 from tests.consent_changes import consent_change
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

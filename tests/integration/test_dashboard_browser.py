@@ -18,10 +18,10 @@ import pytest
 from matplotlib.image import imread
 from playwright.sync_api import Browser, Page, expect
 
-from models import charts
+from agents.web.pages import charts
 from models.dashboard import nps_text
-from models.staff_auth import create_user
 from models.stats import nps_estimate
+from models.store.staff_accounts import create_user
 from tests.integration.harness import RunningLoop, running_loop
 from tests.integration.test_dashboard_render_browser import pixels_of
 from tests.integration.test_reports import survey, task

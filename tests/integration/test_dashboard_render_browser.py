@@ -20,8 +20,8 @@ from matplotlib.image import imread
 from numpy.typing import NDArray
 from playwright.sync_api import Browser, Dialog, Page, expect
 
-from models import charts
-from models.dashboard import render_dashboard
+from agents.web.pages import charts
+from agents.web.pages.dashboard import render_dashboard
 from tests.unit.test_dashboard_page import EXPORTS, QUERY, SCRIPT_PARTNER, dashboard_data
 
 WIDTH = 1280

@@ -20,7 +20,7 @@ import orjson
 import pytest
 from sqlmodel import Session
 
-from models.tables import StaffUser
+from models.store.tables import StaffUser
 from tests.conftest import wait_for
 from tests.integration.harness import RunningLoop, contact_event, running_loop
 from tests.kafka_reading import read_from_start

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from models.staff_auth import create_user, issue_api_token
+from models.store.staff_accounts import create_user, issue_api_token
 from tests.conftest import wait_for
 from tests.integration.harness import RunningLoop, contact_event, running_loop
 

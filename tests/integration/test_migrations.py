@@ -18,11 +18,11 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel
 from typer.testing import CliRunner
 
-from agents.cli import cli
-from agents.db_cli import require_schema
-from models import schema
-from models.database import make_engine
-from models.tables import ContactEvent, FollowupTask, SurveyInvitation, SurveyResponse
+from agents.cli.db import require_schema
+from agents.cli.main import cli
+from models.store import schema
+from models.store.engine import make_engine
+from models.store.tables import ContactEvent, FollowupTask, SurveyInvitation, SurveyResponse
 from streams.settings import get_settings
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

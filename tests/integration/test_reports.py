@@ -15,10 +15,12 @@ import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from agents.cli import cli
-from models.aggregates import add_invitations
-from models.database import insert_many_if_absent, insert_many_returning_new, transaction
-from models.reports import (
+from agents.cli.main import cli
+from models.scoring import csat_satisfied, nps_category
+from models.stats import nps_estimate, proportion_estimate
+from models.store.aggregates import add_invitations
+from models.store.engine import insert_many_if_absent, insert_many_returning_new, transaction
+from models.store.reports import (
     Period,
     ReportError,
     closed_loop,
@@ -27,10 +29,8 @@ from models.reports import (
     score_rows,
     tabulate,
 )
-from models.scoring import csat_satisfied, nps_category
-from models.stats import nps_estimate, proportion_estimate
-from models.survey_store import record_scores, store_answer
-from models.tables import ContactEvent, FollowupTask, SurveyInvitation
+from models.store.surveys import record_scores, store_answer
+from models.store.tables import ContactEvent, FollowupTask, SurveyInvitation
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 PERIOD = Period(date(2026, 11, 1), date(2026, 11, 30))

@@ -16,14 +16,14 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from agents.cli import cli
+from agents.cli.main import cli
 from models.backtest import backtest
 from models.contact_events import ContactEvent
-from models.database import create_schema, make_engine
-from models.decision_store import decide_contacts, fire_due_timers, next_due_at
 from models.followup_rules import load_followup_rules
 from models.rules import Rules, load_rules
-from models.tables import SurveyResponse
+from models.store.decisions import decide_contacts, fire_due_timers, next_due_at
+from models.store.engine import create_schema, make_engine
+from models.store.tables import SurveyResponse
 from streams.settings import get_settings
 from tests.contact_data import contact, event_data
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from models.staff_auth import create_user, issue_api_token, update_user
+from models.store.staff_accounts import create_user, issue_api_token, update_user
 from tests.conftest import wait_for
 from tests.integration.harness import RunningLoop, contact_event, running_loop
 

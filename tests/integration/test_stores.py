@@ -12,10 +12,10 @@ import orjson
 from sqlalchemy import Engine, text
 
 from models.contact_events import ContactEvent, parse_contact_event
-from models.decision_store import decide_contacts
 from models.followup_rules import load_followup_rules
 from models.rules import load_rules
-from models.survey_store import AlreadyAnswered, claim_delivery, finish_delivery, record_response
+from models.store.decisions import decide_contacts
+from models.store.surveys import AlreadyAnswered, claim_delivery, finish_delivery, record_response
 from models.tokens import hash_token, new_token
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

@@ -18,8 +18,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from models.survey_store import record_response, unpublished_responses
-from models.tables import SurveyInvitation, SurveyResponse
+from models.store.surveys import record_response, unpublished_responses
+from models.store.tables import SurveyInvitation, SurveyResponse
 from models.tokens import hash_token
 from tests.conftest import wait_for
 from tests.integration.harness import RunningLoop, contact_event, running_loop

@@ -14,20 +14,10 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from models.database import transaction
-from models.followup import (
-    ActionType,
-    InvalidTransition,
-    NewTask,
-    TaskClosed,
-    TaskOrigin,
-    TaskSubject,
-    task_for_complaint,
-    task_id_for,
-)
 from models.followup_rules import parse_followup_rules
-from models.tables import FollowupTask, StaffUser, SurveyInvitation, SurveyResponse
-from models.task_store import (
+from models.store.engine import transaction
+from models.store.tables import FollowupTask, StaffUser, SurveyInvitation, SurveyResponse
+from models.store.tasks import (
     SYSTEM_ACTOR,
     ActionRefused,
     ScoredAnswer,
@@ -41,6 +31,16 @@ from models.task_store import (
     open_tasks_for_answers,
     open_tasks_in,
     task_history,
+)
+from models.task_lifecycle import (
+    ActionType,
+    InvalidTransition,
+    NewTask,
+    TaskClosed,
+    TaskOrigin,
+    TaskSubject,
+    task_for_complaint,
+    task_id_for,
 )
 from tests.conftest import wait_for
 

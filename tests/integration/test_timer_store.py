@@ -10,9 +10,9 @@ import orjson
 from sqlalchemy import Engine, text
 
 from models.contact_events import ContactEvent, parse_contact_event
-from models.decision_store import decide_contacts, fire_due_timers
 from models.followup_rules import load_followup_rules
 from models.rules import parse_rules
+from models.store.decisions import decide_contacts, fire_due_timers
 
 RULES = parse_rules(
     b"""

@@ -19,9 +19,9 @@ from aiohttp import web
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from models.database import transaction
-from models.tables import WebhookDelivery
-from models.webhooks import Attempt, claim_deliveries, finish_delivery, verify
+from models.store.engine import transaction
+from models.store.tables import WebhookDelivery
+from models.store.webhook_outbox import Attempt, claim_deliveries, finish_delivery, verify
 from tests.conftest import wait_for
 from tests.integration.harness import contact_event, free_port, running_loop
 

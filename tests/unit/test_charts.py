@@ -13,7 +13,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from models import charts
+from agents.web.pages import charts
 from models.dashboard import Breakdown, TeamTasks, TrendPoint
 from models.stats import Estimate, nps_estimate, proportion_estimate
 from tests.unit.test_dashboard_page import dashboard_data

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from agents.cli import stamped_now
+from agents.cli.main import stamped_now
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "contact-event.jsonl"
 

@@ -25,7 +25,7 @@ from models.complaint_intake import (
     html_text,
 )
 from models.contact_events import parse_contact_event
-from models.followup import TaskOrigin, task_id_for
+from models.task_lifecycle import TaskOrigin, task_id_for
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 

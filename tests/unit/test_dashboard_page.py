@@ -16,13 +16,13 @@ from html.parser import HTMLParser
 
 import pytest
 
+from agents.web.pages.dashboard import render_dashboard
 from models.dashboard import (
     Breakdown,
     DashboardData,
     Figure,
     TeamTasks,
     TrendPoint,
-    render_dashboard,
 )
 from models.stats import nps_estimate, proportion_estimate
 

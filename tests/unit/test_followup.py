@@ -9,7 +9,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from models.followup import (
+from models.followup_rules import load_followup_rules, parse_followup_rules
+from models.task_lifecycle import (
     FINAL_STATUSES,
     ActionType,
     InvalidTransition,
@@ -23,7 +24,6 @@ from models.followup import (
     task_for_complaint,
     task_id_for,
 )
-from models.followup_rules import load_followup_rules, parse_followup_rules
 
 ANSWERED = datetime(2026, 11, 20, 10, 15, tzinfo=timezone(timedelta(hours=1)))
 RULES = load_followup_rules()

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from agents.cli import cli
+from agents.cli.main import cli
 from models.calendar import WeeklyWindow
 from models.followup_rules import (
     DEFAULT_ROOT_CAUSES,

@@ -1,4 +1,4 @@
-"""models.lineage describes the bi_lineage view the migrations create: a change to its SQL
+"""models.store.lineage describes the bi_lineage view the migrations create: a change to its SQL
 needs a migration that recreates the view."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import models.lineage
-import models.migrations
+import models.store.lineage
+import models.store.migrations
 
-VERSIONS = Path(models.migrations.__file__).parent / "versions"
+VERSIONS = Path(models.store.migrations.__file__).parent / "versions"
 
 
 def latest_view_sql() -> str:
@@ -24,7 +24,7 @@ def latest_view_sql() -> str:
 
 
 def test_the_latest_migration_creates_the_view_models_lineage_describes() -> None:
-    assert latest_view_sql() == models.lineage.LINEAGE_SQL, (
-        "models/lineage.py changed: add a migration that drops and recreates bi_lineage "
+    assert latest_view_sql() == models.store.lineage.LINEAGE_SQL, (
+        "models/store/lineage.py changed: add a migration that drops and recreates bi_lineage "
         "with the new SQL (frozen in the migration, as in 0002_bi_sink)"
     )

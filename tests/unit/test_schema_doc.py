@@ -1,4 +1,4 @@
-"""The schema docs: models/SCHEMA.md is exactly what the models generate (so it never
+"""The schema docs: models/store/SCHEMA.md is exactly what the models generate (so it never
 drifts), and every column of the tables the BI team reads says what it means."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from sqlalchemy import (
 )
 from sqlmodel import SQLModel
 
-from models import tables  # noqa: F401 - registers the tables on SQLModel.metadata
-from models.schema import SCHEMA_DOC, column_meaning, schema_markdown
+from models.store import tables  # noqa: F401 - registers the tables on SQLModel.metadata
+from models.store.schema import SCHEMA_DOC, column_meaning, schema_markdown
 
 # The tables the BI team reads (the aggregates, the answers, and everything the bi_lineage
 # view joins): each of their columns must have a meaning, a column comment or the model
@@ -44,7 +44,7 @@ def test_the_committed_schema_doc_is_what_the_models_generate() -> None:
     expected = schema_markdown(SQLModel.metadata)
     committed = SCHEMA_DOC.read_text() if SCHEMA_DOC.exists() else ""
     assert committed == expected, (
-        "models/SCHEMA.md does not match the models: regenerate it with `cxloop db docs`"
+        "models/store/SCHEMA.md does not match the models: regenerate it with `cxloop db docs`"
     )
 
 

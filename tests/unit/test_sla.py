@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.followup import TaskStatus
 from models.followup_rules import FollowupRules, load_followup_rules, parse_followup_rules
 from models.sla import (
     TOP_LEVEL,
@@ -22,6 +21,7 @@ from models.sla import (
     sla_times,
     step_at,
 )
+from models.task_lifecycle import TaskStatus
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -1,4 +1,4 @@
-"""Staff accounts, API tokens, sessions and rights (models.staff_auth), on a SQLite file."""
+"""Staff accounts, API tokens, sessions and rights (models.store.staff_accounts), on SQLite."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select, text
 from sqlmodel import Session, col
 
-from models import staff_auth
-from models.database import create_schema, make_engine
-from models.followup import ActionType, TaskStatus, allowed_actions
 from models.followup_rules import load_followup_rules
-from models.staff_auth import (
+from models.store import staff_accounts as staff_auth
+from models.store.engine import create_schema, make_engine
+from models.store.staff_accounts import (
     ActionProblem,
     StaffUserError,
     StaffUserExists,
@@ -35,7 +34,8 @@ from models.staff_auth import (
     user_for_token,
     vet_action,
 )
-from models.tables import FollowupTask, StaffSession, StaffUser
+from models.store.tables import FollowupTask, StaffSession, StaffUser
+from models.task_lifecycle import ActionType, TaskStatus, allowed_actions
 from models.tokens import hash_token
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -487,7 +487,7 @@ def test_reassigning_needs_a_lead_within_the_team() -> None:
 def test_the_staff_cli_adds_lists_tokens_and_deactivates(tmp_path: Path) -> None:
     from typer.testing import CliRunner  # noqa: PLC0415 - only this test drives the CLI
 
-    from agents.cli import cli  # noqa: PLC0415
+    from agents.cli.main import cli  # noqa: PLC0415
 
     url = f"sqlite:///{tmp_path}/cli.db"
     runner = CliRunner()

@@ -8,16 +8,17 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from html.parser import HTMLParser
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
 
-from models import survey_content
-from models.survey_content import build_invitation_mail, messages, survey_form_page
+from agents.web.pages import survey as survey_content
+from agents.web.pages.survey import build_invitation_mail, messages, survey_form_page
 from models.survey_templates import load_template, template_names, wording
 
 # The translators' file, read directly so the tests do not trust messages() to read it.
-MESSAGES_TOML = Path(survey_content.__file__).parent / "templates" / "messages.toml"
+MESSAGES_TOML = Path(str(files("models").joinpath("templates", "messages.toml")))
 CATALOGUE: dict[str, dict[str, str]] = tomllib.loads(MESSAGES_TOML.read_text("utf-8"))
 LOCALES = ["nl", "bg", "no", "en"]
 LINK = "https://survey.example.com/s/Zq3-token_ABCdef0123456789xyzXYZ"

@@ -8,8 +8,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from models.survey_content import build_invitation_mail, messages
-from models.unsubscribe_pages import (
+from agents.web.pages.survey import build_invitation_mail, messages
+from agents.web.pages.unsubscribe import (
     unsubscribe_error_page,
     unsubscribe_form_page,
     unsubscribed_page,

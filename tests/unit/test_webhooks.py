@@ -16,10 +16,10 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from agents.webhooks import open_session, post
+from agents.timers.webhook_sender import open_session, post
 from models.followup_rules import WebhookSpec
-from models.tables import WebhookDelivery
-from models.webhooks import (
+from models.store.tables import WebhookDelivery
+from models.store.webhook_outbox import (
     RETRY_SCHEDULE_S,
     Attempt,
     GuardedResolver,

@@ -1,0 +1,1 @@
+"""The cxloop command: one module per command group (main wires them)."""

@@ -1,0 +1,89 @@
+"""closure: record staff actions on tasks and move them through their lifecycle; a task
+closes once the customer was told what was done and a root cause is recorded. A closed
+task publishes a followup_closed contact, which the survey rules may turn into a recovery
+survey."""
+
+from __future__ import annotations
+
+import faust
+import orjson
+import structlog
+
+from agents.consume import consume
+from agents.pipeline.dead_letters import send_to_dead_letters
+from agents.runtime import Runtime
+from models.store.tasks import (
+    ActionRefused,
+    TaskNotFound,
+    apply_action,
+    record_refusal,
+    recovery_event,
+)
+from models.task_lifecycle import ActionType, InvalidTransition, TaskClosed, TaskStatus
+from streams.records import FollowupAction
+
+log = structlog.get_logger("cxloop.closure")
+
+
+async def handle_action(rt: Runtime, event: faust.EventT[bytes]) -> None:
+    try:
+        action = FollowupAction.from_bytes(event.value)
+        action_type = ActionType(action.type)
+    except (ValueError, TypeError) as exc:
+        await send_to_dead_letters(rt, event, f"invalid follow-up action: {exc}")
+        return
+    structlog.contextvars.bind_contextvars(
+        action_id=action.action_id, task_id=action.task_id, customer_id=action.customer_id
+    )
+    try:
+        result = await rt.db(
+            apply_action,
+            rt.engine,
+            rt.followup,
+            action.action_id,
+            action.task_id,
+            action_type,
+            action.note,
+            action.actor,
+            rt.clock(),
+            action.details,
+        )
+    except TaskNotFound as exc:
+        await send_to_dead_letters(rt, event, f"follow-up action not applicable: {exc!r}")
+        return
+    except (TaskClosed, InvalidTransition, ActionRefused) as exc:
+        # Someone else acted first, or the task moved on: not bad input, but news for the
+        # member of staff, so it goes on the task's history (and the inbox shows it).
+        await rt.db(
+            record_refusal,
+            rt.engine,
+            rt.followup,
+            action.action_id,
+            action.task_id,
+            action_type.value,
+            action.actor,
+            str(exc),
+            rt.clock(),
+        )
+        rt.task_events_waiting.set()
+        log.warning("task_action_refused", action_type=action_type.value, why=type(exc).__name__)
+        return
+    task = result.task
+    rt.task_events_waiting.set()
+    if task.status == TaskStatus.CLOSED:
+        # Again on a replay: the contact event id is stable, so the trigger decides once.
+        contact = recovery_event(task, rt.clock())
+        if contact is not None:
+            await rt.send(rt.topics.contact_events, task.customer_id, orjson.dumps(contact))
+    log.info(
+        "task_action_recorded",
+        action_type=action_type.value,
+        status=task.status,
+        replay=not result.fresh,
+    )
+
+
+def register(app: faust.App, rt: Runtime) -> None:
+    @app.agent(rt.topics.followup_actions, name="closure")
+    async def closure(stream: faust.StreamT[bytes]) -> None:
+        await consume(rt, "closure", stream, handle_action)

@@ -1,0 +1,1 @@
+"""Timers every worker runs: due surveys, outbox relays, the escalation ladder, webhooks."""

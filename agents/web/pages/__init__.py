@@ -1,0 +1,1 @@
+"""What pages look like: rendering, charts, the inbox script. No SQL, no requests."""

@@ -1,0 +1,107 @@
+"""Small pieces the web views share: a base view, the caller's language, JSON bodies, the
+staff token and the survey link's token."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from faust.web import Request, Response, View
+
+from agents.runtime import DatabaseUnavailable, Runtime
+from agents.web.pages.survey import FALLBACK_LOCALE, SUPPORTED_LOCALES
+from models.survey_templates import language_code
+from models.tokens import hash_token, looks_like_token
+
+
+def preferred_locale(accept_language: str | None) -> str:
+    """The first supported language in an Accept-Language header, else English."""
+    for part in (accept_language or "").split(","):
+        code = language_code(part.split(";")[0])
+        if code in SUPPORTED_LOCALES:
+            return code
+    return FALLBACK_LOCALE
+
+
+def form_fields(post: Any) -> dict[str, str | list[str]]:
+    """A posted form as name → value, or → values when a name came more than once; an
+    uploaded file is not an answer and counts as empty text."""
+    fields: dict[str, str | list[str]] = {}
+    for name in dict.fromkeys(post.keys()):
+        values = [v if isinstance(v, str) else "" for v in post.getall(name)]
+        fields[name] = values[0] if len(values) == 1 else values
+    return fields
+
+
+class BadJson(ValueError):
+    """The request body is not a JSON object."""
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object; BadJson if it is not one."""
+    try:
+        data = orjson.loads(body or b"")
+    except orjson.JSONDecodeError as exc:
+        raise BadJson(f"body is not JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise BadJson("body must be a JSON object")
+    return data
+
+
+def staff_token_ok(rt: Runtime, given: str) -> bool:
+    """True when *given* is the configured staff token (never when none is configured)."""
+    expected = rt.settings.staff_token.get_secret_value()
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def bearer_token(request: Request) -> str:
+    """The token of an `Authorization: Bearer …` header; "" for none or another scheme."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else ""
+
+
+def authorised(rt: Runtime, request: Request) -> bool:
+    """True when the request carries the configured staff bearer token."""
+    return staff_token_ok(rt, bearer_token(request))
+
+
+def link_token_hash(token: str) -> str | None:
+    """The stored hash of a survey link's token (/s/ and /u/); None when *token* cannot be
+    one, so a malformed link costs no database look-up."""
+    return hash_token(token) if looks_like_token(token) else None
+
+
+class CxView(View):
+    """A view that answers 503 (Retry-After) when the database does not answer in time, with
+    the JSON error answers the APIs share."""
+
+    async def dispatch(self, request: Any) -> Any:
+        try:
+            return await super().dispatch(request)
+        except DatabaseUnavailable:
+            return self.json(
+                {"error": "database_unavailable"}, status=503, headers={"Retry-After": "5"}
+            )
+
+    def unauthorised(self) -> Response:
+        """401: no or the wrong staff bearer token."""
+        return self.json(
+            {"error": "unauthorised"}, status=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    def bad_json(self, exc: BadJson) -> Response:
+        """400: the body is not a JSON object."""
+        return self.json({"error": "bad_request", "detail": str(exc)}, status=400)
+
+    def invalid(
+        self, fields: Mapping[str, str], codes: Mapping[str, str] | None = None
+    ) -> Response:
+        """422 with a message per field, and a stable code per field when there are codes."""
+        body: dict[str, Any] = {"error": "validation_failed", "fields": fields}
+        if codes is not None:
+            body["codes"] = codes
+        return self.json(body, status=422)

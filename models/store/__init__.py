@@ -1,0 +1,1 @@
+"""SQL: engines, schema and migrations, tables, and one application service per concept."""
