@@ -9,8 +9,7 @@ import faust
 import orjson
 import structlog
 
-from agents.consume import consume
-from agents.pipeline.dead_letters import send_to_dead_letters
+from agents.consume import consume, send_to_dead_letters
 from agents.runtime import Runtime
 from models.store.tasks import (
     ActionRefused,

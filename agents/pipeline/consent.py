@@ -8,8 +8,7 @@ from collections.abc import Sequence
 import faust
 import structlog
 
-from agents.consume import consume_batches
-from agents.pipeline.dead_letters import send_to_dead_letters
+from agents.consume import consume_batches, send_to_dead_letters
 from agents.runtime import Runtime
 from models.consent import Consent
 from models.store.consent import record_consents

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 import faust
 import structlog
 
-from agents.consume import consume_batches
-from agents.pipeline.dead_letters import decode_or_dead_letter, send_to_dead_letters
+from agents.consume import consume_batches, decode_or_dead_letter, send_to_dead_letters
 from agents.runtime import Runtime
 from models.scoring import ces_score, csat_satisfied, nps_category
 from models.store.surveys import record_scores

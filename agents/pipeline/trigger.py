@@ -8,8 +8,7 @@ from collections.abc import Sequence
 import faust
 import structlog
 
-from agents.consume import consume_batches
-from agents.pipeline.dead_letters import decode_or_dead_letter
+from agents.consume import consume_batches, decode_or_dead_letter
 from agents.pipeline.survey_dispatch import dispatch_invitations
 from agents.runtime import Runtime
 from models.contact_events import InvalidContactEvent, parse_contact_event

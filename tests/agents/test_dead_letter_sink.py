@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from agents.consume import dead_letter_id
 from agents.pipeline import dead_letters
-from agents.pipeline.dead_letters import dead_letter_id
 from models.store.engine import transaction
 from models.store.tables import DeadLetter as DeadLetterRow
 from streams import records
