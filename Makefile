@@ -1,7 +1,8 @@
 # cxloop developer commands.
 #   make setup   .venv with cxloop and its test tools (editable install)
 #   make up      run cxloop on the embedded defaults (broker, SMTP, SQLite) in ./cxloop-data
-#   make test    lint, type-check and the whole test suite against a throwaway PostgreSQL
+#   make test    lint, type-check, import contracts and the whole test suite against a
+#                throwaway PostgreSQL
 #                (PYTEST_ARGS="-k scoring -x" narrows the pytest run)
 #   make bench   the benchmarks on the embedded broker (BENCH_ARGS="--quick --only trigger")
 #   make faults  the long fault-injection run (kill -9, outages, poison, replays; ~12 min)
@@ -92,6 +93,7 @@ test: setup system-deps
 	run $(VENV)/bin/ruff check $(LINT_PATHS); \
 	run $(VENV)/bin/ruff format --check $(LINT_PATHS); \
 	run $(VENV)/bin/mypy $(TYPED_PATHS); \
+	run $(VENV)/bin/lint-imports --no-cache --no-logo; \
 	run $(VENV)/bin/pytest $(PYTEST_ARGS); \
 	if [ $${#failed[@]} -gt 0 ]; then \
 		printf 'make test: FAILED: %s\n' "$${failed[@]}" >&2; \
