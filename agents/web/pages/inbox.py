@@ -512,7 +512,7 @@ def message_page(*, title: str, message: str, chrome: PageChrome | None = None) 
 @cache
 def live_script() -> str:
     """The script that keeps an open list or task page up to date (polling); read once."""
-    return (files("models") / "templates" / "inbox" / "live.js").read_text("utf-8")
+    return (files("agents") / "templates" / "inbox" / "live.js").read_text("utf-8")
 
 
 # --- headers ------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def messages(locale: str | None) -> dict[str, str]:
 @cache
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("models", "templates"),
+        loader=jinja2.PackageLoader("agents", "templates"),
         autoescape=jinja2.select_autoescape(["html", "html.j2"]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
