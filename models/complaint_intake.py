@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 from email_validator import EmailNotValidError, validate_email
 
-from agents.web.pages.survey import render
+from agents.rendering import render
 from models.contact_events import parse_contact_event
 from models.survey_templates import (
     FALLBACK_LOCALE,

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
-from agents.web.pages.survey import render
+from agents.rendering import render
 from models.followup_rules import PRIORITY_LEVELS, PRIORITY_NAMES, FollowupRules
 from models.store.explain import customer_timeline
 from models.store.staff_accounts import Viewer
