@@ -23,7 +23,7 @@ from faust.web import Request, Response
 
 from agents.runtime import Runtime
 from agents.web.requests import CxView, preferred_locale
-from models.complaint_intake import (
+from models.complaints import (
     MAX_FORM_BYTES,
     MAX_MAIL_BYTES,
     MailRefused,

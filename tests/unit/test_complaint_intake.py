@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.complaint_intake import (
+from models.complaints import (
     COMMENT_MAX,
     MAX_MAIL_BYTES,
     MailRefused,
