@@ -22,15 +22,14 @@ from aiosmtpd.smtp import SMTP
 from faust.web import Request, Response
 
 from agents.runtime import Runtime
+from agents.web.pages.complaint import complaint_form_page, complaint_received_page
 from agents.web.requests import CxView, preferred_locale
 from models.complaints import (
     MAX_FORM_BYTES,
     MAX_MAIL_BYTES,
     MailRefused,
-    complaint_form_page,
     complaint_from_form,
     complaint_from_mail,
-    complaint_received_page,
     complaint_reference,
 )
 from models.tokens import new_token
