@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agents.mail import complaint_intake
 from agents.mail.mail_server import register_viewer
 from agents.pipeline import (
     closure,
@@ -52,6 +53,7 @@ AGENT_MODULES = (
     inbox,
     webhook_sender,
     complaint_form,
+    complaint_intake,
     health,
 )
 

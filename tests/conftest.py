@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from models.store.engine import create_schema, make_engine
+from models.store.engine import make_engine
+from models.store.schema import create_schema
 
 
 def postgres_admin_url() -> str:

@@ -24,7 +24,7 @@ from models.followup_rules import FollowupRulesError
 from models.rules import RulesError
 from models.store.schema import SchemaError, upgrade
 from models.store.staff_accounts import ensure_demo_staff
-from models.store.webhook_outbox import WebhookConfigError
+from models.webhook_signing import WebhookConfigError
 from streams.app import CxApp
 from streams.embedded_broker import EmbeddedBroker
 from streams.logging import configure_logging

@@ -16,18 +16,11 @@ from agents.cli.db import DatabaseOption
 from agents.runtime import utc_now
 from models.dashboard import insufficient_text
 from models.export import write_csv, write_parquet
+from models.reports import REPORTS, Period, ReportError, Tabular, parse_day
 from models.stats import MIN_N
 from models.store.aggregates import rebuild_aggregates
 from models.store.engine import make_engine
-from models.store.reports import (
-    REPORTS,
-    Period,
-    ReportError,
-    Tabular,
-    parse_day,
-    tabulate,
-    today_in_report_zone,
-)
+from models.store.reports import tabulate, today_in_report_zone
 from streams.settings import get_settings
 
 app = typer.Typer(help="Reports on the BI tables: NPS, CSAT, CES, response rate, tasks.")

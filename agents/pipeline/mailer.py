@@ -11,9 +11,9 @@ import faust
 import structlog
 
 from agents.consume import consume_batches, decode_or_dead_letter, send_to_dead_letters
+from agents.mail.invitation import build_invitation_mail
 from agents.mail.smtp_sender import FailureKind, SenderPool, SmtpFailure
 from agents.runtime import Runtime
-from agents.web.pages.survey import build_invitation_mail
 from models.store.reminders import (
     ReminderClaim,
     claim_reminders,

@@ -22,21 +22,18 @@ import faust
 import structlog
 
 from agents.runtime import Runtime
-from models.followup_rules import WebhookSpec
-from models.store.tables import WebhookDelivery
-from models.store.webhook_outbox import (
-    Attempt,
+from agents.timers.webhook_guard import (
     GuardedResolver,
-    attempt_for_status,
     check_target,
     check_urls,
-    claim_deliveries,
-    finish_delivery,
     guarded_socket_factory,
-    load_secrets,
     refusal_in,
-    signed_headers,
 )
+from models.followup_rules import WebhookSpec
+from models.store.tables import WebhookDelivery
+from models.store.webhook_outbox import claim_deliveries, finish_delivery
+from models.webhook_retries import Attempt, attempt_for_status
+from models.webhook_signing import load_secrets, signed_headers
 
 log = structlog.get_logger("cxloop.webhooks")
 

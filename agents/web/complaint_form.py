@@ -1,6 +1,7 @@
-"""complaint_intake: complaints by web form (/complaint) and by e-mail (an SMTP server on
-CXLOOP_COMPLAINT_SMTP_PORT) become complaint contact events on contact-events; the trigger
-opens the complaint task from there, like for any other source of contact events.
+"""complaint_intake: the web form (/complaint); a complaint sent with it becomes a complaint
+contact event on contact-events, like one mailed to the intake SMTP server
+(agents.mail.complaint_intake). The trigger opens the complaint task from there, like for
+any other source of contact events.
 
 The form is anonymous and public, so no CSRF token (there is no session to ride on); a
 honeypot field and a 20 kB body limit keep the simplest bots and floods out.
@@ -8,106 +9,29 @@ honeypot field and a 20 kB body limit keep the simplest bots and floods out.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import cast
 from urllib.parse import parse_qsl
 
 import faust
-import orjson
 import structlog
 from aiohttp import web
-from aiokafka.errors import KafkaError
-from aiosmtpd.smtp import SMTP
 from faust.web import Request, Response
 
+from agents.complaints import PublishFailed, publish_complaint
 from agents.runtime import Runtime
+from agents.web.pages.complaint import complaint_form_page, complaint_received_page
 from agents.web.requests import CxView, preferred_locale
-from models.complaint_intake import (
+from models.complaints import (
     MAX_FORM_BYTES,
-    MAX_MAIL_BYTES,
-    MailRefused,
-    complaint_form_page,
     complaint_from_form,
-    complaint_from_mail,
-    complaint_received_page,
     complaint_reference,
 )
 from models.tokens import new_token
 
 log = structlog.get_logger("cxloop.complaint_intake")
 
-PUBLISH_PATIENCE_S = 10.0
-SMTP_IDLE_TIMEOUT_S = 60.0
 FORM_FIELDS_MAX = 20
-
-
-class PublishFailed(Exception):
-    """The broker did not take the complaint in time; the sender should try again."""
-
-
-async def publish_complaint(rt: Runtime, event: Mapping[str, Any]) -> None:
-    """Put a complaint contact event (from complaint_from_mail or _form, which checked it
-    against the contact-event contract) on contact-events, keyed by customer id, and wait
-    for the broker's ack."""
-    send = rt.send(rt.topics.contact_events, event["customer"]["id"], orjson.dumps(event))
-    try:
-        await asyncio.wait_for(send, PUBLISH_PATIENCE_S)
-    except (TimeoutError, KafkaError) as exc:
-        raise PublishFailed(type(exc).__name__) from exc
-
-
-# --- e-mail -------------------------------------------------------------------------------
-
-
-class IntakeHandler:
-    """aiosmtpd handler: each accepted mail becomes a complaint event before the 250, so a
-    mail the broker did not take is answered 451 and the sending server tries again."""
-
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(agent="complaint_intake", channel="email")
-        raw: bytes = envelope.original_content or envelope.content or b""
-        if not envelope.mail_from or envelope.mail_from == "<>":
-            log.info("complaint_mail_ignored", reason="null_sender", size=len(raw))
-            return "250 2.0.0 Delivery report ignored"
-        try:
-            event = complaint_from_mail(raw, self.rt.clock())
-        except MailRefused as refused:
-            log.info("complaint_mail_refused", reason=refused.reason, size=len(raw))
-            return refused.reply
-        structlog.contextvars.bind_contextvars(
-            event_id=event["event_id"], customer_id=event["customer"]["id"]
-        )
-        try:
-            await publish_complaint(self.rt, event)
-        except PublishFailed as exc:
-            log.warning("complaint_mail_deferred", error=str(exc))
-            return "451 4.3.0 Cannot take the complaint now, try again later"
-        log.info("complaint_mail_received")
-        return "250 2.0.0 Complaint received"
-
-
-async def serve_smtp(rt: Runtime) -> asyncio.Server:
-    """The intake SMTP server, on this worker's event loop (the one its producer uses).
-    aiosmtpd logs envelope addresses at INFO: streams.logging keeps its "mail.log" quiet."""
-    handler = IntakeHandler(rt)
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: SMTP(
-            handler,
-            data_size_limit=MAX_MAIL_BYTES,
-            enable_SMTPUTF8=True,
-            hostname="cxloop-complaints",
-            ident="cxloop complaint intake",
-            timeout=SMTP_IDLE_TIMEOUT_S,
-        ),
-        host=rt.settings.complaint_smtp_host,
-        port=rt.settings.complaint_smtp_port,
-    )
 
 
 # --- web form -----------------------------------------------------------------------------
@@ -145,7 +69,7 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 def register(app: faust.App, rt: Runtime) -> None:
-    """The /complaint page, and the intake SMTP server when its port is set."""
+    """The /complaint page."""
 
     @app.page("/complaint")
     class ComplaintPage(CxView):
@@ -207,21 +131,3 @@ def register(app: faust.App, rt: Runtime) -> None:
                 errors=errors,
                 notice=notice,
             )
-
-    if rt.settings.complaint_smtp_port <= 0:
-        return
-
-    @app.task  # type: ignore[untyped-decorator]  # faust: untyped
-    async def complaint_smtp() -> None:
-        server = await serve_smtp(rt)
-        log.info(
-            "complaint_smtp_listening",
-            host=rt.settings.complaint_smtp_host,
-            port=rt.settings.complaint_smtp_port,
-        )
-        try:
-            await asyncio.Event().wait()  # until the worker stops and cancels this task
-        finally:
-            server.close()
-            await server.wait_closed()
-            log.info("complaint_smtp_stopped")

@@ -31,17 +31,9 @@ from agents.web.pages.inbox import SECURITY_HEADERS, message_page
 from agents.web.requests import CxView
 from agents.web.staff_api import api_caller
 from models.export import write_csv, write_parquet
+from models.reports import REPORTS, Period, ReportError, Tabular, parse_day
 from models.stats import MIN_N
-from models.store.reports import (
-    REPORTS,
-    Period,
-    ReportError,
-    Tabular,
-    dashboard_data,
-    parse_day,
-    tabulate,
-    today_in_report_zone,
-)
+from models.store.reports import dashboard_data, tabulate, today_in_report_zone
 from models.store.tables import AGGREGATE_GRAINS
 
 log = structlog.get_logger("cxloop.dashboard")

@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 from faust.web import Request, Response, View
 
+from agents.rendering import FALLBACK_LOCALE, SUPPORTED_LOCALES
 from agents.runtime import DatabaseUnavailable, Runtime
-from agents.web.pages.survey import FALLBACK_LOCALE, SUPPORTED_LOCALES
 from models.survey_templates import language_code
 from models.tokens import hash_token, looks_like_token
 

@@ -1,4 +1,5 @@
-"""Engines for SQLite (embedded default) and PostgreSQL (production), and the schema."""
+"""Engines for SQLite (embedded default) and PostgreSQL (production), transactions and the
+insert and claim helpers the store modules share (the schema is models.store.schema)."""
 
 from __future__ import annotations
 
@@ -49,14 +50,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
-
-
-def create_schema(engine: Engine) -> None:
-    """Bring the database to cxloop's schema: the migrations up to head (models.store.schema),
-    so a fresh database, a test's and an upgraded one all have the same tables."""
-    from models.store.schema import upgrade  # noqa: PLC0415 - models.store.schema builds on this module
-
-    upgrade(engine)
 
 
 @contextmanager

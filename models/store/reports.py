@@ -4,18 +4,15 @@ Survey figures (NPS, CSAT, CES, response rate) are sums over agg_scores / agg_in
 rows, so they cost a GROUP BY over a few rows per day and dimension, never a scan of the
 answers. NPS and CSAT come with a 95 % margin of error and are "insufficient" below the
 minimum n (models.stats). Closed-loop and customer-service figures are read from the task
-and contact tables for the period asked.
+and contact tables for the period asked. What the rows and figures are is models.reports.
 """
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Engine, case, func, select
 from sqlmodel import Session, SQLModel, col
@@ -29,7 +26,20 @@ from models.dashboard import (
     estimate_text,
     percent_text,
 )
-from models.stats import MIN_N, Estimate, mean_value, nps_estimate, proportion_estimate
+from models.reports import (
+    REPORTS,
+    ClosedLoop,
+    CustomerService,
+    Period,
+    ReportError,
+    ScoreRow,
+    Tabular,
+    TeamTaskCount,
+    as_record,
+    ranking,
+    share,
+)
+from models.stats import MIN_N, mean_value, nps_estimate, proportion_estimate
 from models.store.aggregates import INVITATION_COUNTERS, SCORE_COUNTERS, report_zone
 from models.store.engine import transaction
 from models.store.tables import (
@@ -44,45 +54,11 @@ from models.store.tables import (
 )
 from models.task_lifecycle import ACTIVE_STATUSES, TaskStatus
 
-_RELATIVE = re.compile(r"^(\d{1,5})([dwm])$")
 # Contacts with customer service, for the repeat-contact rate.
 SERVICE_KINDS = ("inquiry", "support_contact", "complaint", "after_sales")
 # Yes/no questions that say whether the customer's question was solved at first contact.
 FIRST_CONTACT_QUESTIONS = ("solved_first_contact",)
 ANSWER_ORIGINS = ("detractor", "unhappy")  # tasks opened by an answer, not a complaint
-
-
-class ReportError(ValueError):
-    """A report asked for something that does not exist (dimension, grain, dates)."""
-
-
-@dataclass(frozen=True)
-class Period:
-    """The days a report covers, both ends included, in the reporting time zone."""
-
-    since: date
-    until: date
-
-    def __post_init__(self) -> None:
-        if self.since > self.until:
-            raise ReportError(f"since {self.since} is after until {self.until}")
-
-
-@dataclass(frozen=True)
-class ScoreRow:
-    """Survey figures for one group (and period, when asked by grain)."""
-
-    key: tuple[str, ...]
-    period: date | None
-    counts: Mapping[str, int]
-    nps: Estimate
-    csat: Estimate
-    response_rate: Estimate
-    ces_mean: float | None
-
-    @property
-    def distribution(self) -> list[int]:
-        return [self.counts.get(f"nps_{i}", 0) for i in range(11)]
 
 
 def _check(by: Sequence[str], grain: str | None) -> None:
@@ -180,30 +156,6 @@ def score_rows(
     return rows
 
 
-def ranking(rows: Sequence[ScoreRow], metric: str = "nps") -> list[ScoreRow]:
-    """Rows best first by *metric* ('nps' or 'csat'); insufficient ones last, by n."""
-
-    def order(row: ScoreRow) -> tuple[int, float, int]:
-        estimate: Estimate = getattr(row, metric)
-        if estimate.value is None:
-            return (1, 0.0, -estimate.n)
-        return (0, -estimate.value, -estimate.n)
-
-    return sorted(rows, key=order)
-
-
-def parse_day(text: str, today: date) -> date:
-    """'90d', '12w', '6m' (days, weeks, 30-day months before today) or an ISO date."""
-    match = _RELATIVE.match(text.strip())
-    if match:
-        amount, unit = int(match[1]), match[2]
-        return today - timedelta(days=amount * {"d": 1, "w": 7, "m": 30}[unit])
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise ReportError(f"not a date or age: {text!r} (use 2026-01-31, 90d, 12w or 6m)") from None
-
-
 def today_in_report_zone(engine: Engine, now: datetime) -> date:
     with transaction(engine) as session:
         return now.astimezone(report_zone(session)).date()
@@ -217,32 +169,6 @@ def _zone_bounds(session: Session, period: Period) -> tuple[datetime, datetime]:
 
 
 # --- closed loop --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ClosedLoop:
-    """How follow-up of unhappy customers went, for tasks opened in the period."""
-
-    opened: int
-    first_contact_decided: int  # contacted, or past the first-contact due time
-    contacted_in_sla: int
-    in_sla: float | None  # percent of the decided ones contacted within the SLA
-    hours_to_contact_median: float | None
-    hours_to_contact_p90: float | None
-    hours_to_close_median: float | None
-    hours_to_close_p90: float | None
-    closed: int
-    closed_informed: int
-    informed: float | None  # percent of closed tasks where the customer was told
-    recovery_answers: int
-    recovered: Estimate  # share of recovery answers that are no longer detractors
-    root_causes: list[tuple[str, int]] = field(default_factory=list)
-
-
-def share(part: int, whole: int) -> float | None:
-    """*part* of *whole* in percent: for counts of every task or contact (no sampling, so no
-    margin of error); None for nothing to count."""
-    return 100.0 * part / whole if whole else None
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -327,13 +253,6 @@ def closed_loop_of(
     )
 
 
-@dataclass(frozen=True)
-class TeamTaskCount:
-    team: str
-    open: int
-    overdue: int
-
-
 def open_tasks_by_team(engine: Engine, now: datetime) -> list[TeamTaskCount]:
     """Tasks still being worked, and how many of them are past their SLA, per team."""
     active = [s.value for s in ACTIVE_STATUSES]
@@ -352,17 +271,6 @@ def open_tasks_by_team(engine: Engine, now: datetime) -> list[TeamTaskCount]:
 
 
 # --- customer service ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CustomerService:
-    contacts: int  # service contacts in the period
-    repeated: int  # followed by another on the same case or by the same customer in N days
-    repeat_days: int
-    repeat_rate: float | None  # percent of all service contacts (a count, not a sample)
-    first_contact_answers: int
-    first_contact_resolved: int
-    first_contact_resolution: Estimate
 
 
 def customer_service(
@@ -418,21 +326,12 @@ def customer_service(
     )
 
 
-REPORTS = ("nps", "csat", "ces", "response-rate", "partners", "tasks")
 _FIGURES = {
     "nps": ("n", "nps", "nps_moe", "nps_low", "nps_high", "promoters", "passives", "detractors"),
     "csat": ("csat_n", "csat", "csat_moe", "csat_low", "csat_high"),
     "ces": ("ces_n", "ces_mean"),
     "response-rate": ("invited", "responded", "response_rate", "response_rate_moe"),
 }
-
-
-@dataclass(frozen=True)
-class Tabular:
-    """A report as columns and flat rows, for the terminal, CSV and Parquet."""
-
-    columns: list[str]
-    rows: list[dict[str, Any]]
 
 
 def tabulate(
@@ -508,34 +407,6 @@ def _task_table(engine: Engine, period: Period, now: datetime, min_n: int) -> Ta
             }
         )
     return Tabular(columns, rows)
-
-
-def as_record(row: ScoreRow, by: Sequence[str]) -> dict[str, Any]:
-    """A flat row for CSV/Parquet: dimensions, period, counts and every estimate."""
-    record: dict[str, Any] = {"period_start": row.period} if row.period else {}
-    record.update(zip(by, row.key, strict=True))
-    record.update(
-        n=row.nps.n,
-        nps=row.nps.value,
-        nps_moe=row.nps.moe,
-        nps_low=row.nps.low,
-        nps_high=row.nps.high,
-        promoters=row.counts["nps_promoters"],
-        passives=row.counts["nps_passives"],
-        detractors=row.counts["nps_detractors"],
-        csat_n=row.csat.n,
-        csat=row.csat.value,
-        csat_moe=row.csat.moe,
-        csat_low=row.csat.low,
-        csat_high=row.csat.high,
-        ces_n=row.counts["ces_n"],
-        ces_mean=row.ces_mean,
-        invited=row.counts["invited"],
-        responded=row.counts["responded"],
-        response_rate=row.response_rate.value,
-        response_rate_moe=row.response_rate.moe,
-    )
-    return record
 
 
 # --- the dashboard ----------------------------------------------------------------------------

@@ -204,6 +204,12 @@ def upgrade(engine_or_url: Engine | str, revision: str = "head") -> str | None:
         return _current(connection)
 
 
+def create_schema(engine: Engine) -> None:
+    """Bring the database to cxloop's schema: the migrations up to head, so a fresh
+    database, a test's and an upgraded one all have the same tables."""
+    upgrade(engine)
+
+
 def downgrade(engine_or_url: Engine | str, revision: str) -> str | None:
     """Migrate the database down to *revision* ("base" drops every cxloop table)."""
     with _engine_for(engine_or_url) as engine, _migrating(engine) as connection:

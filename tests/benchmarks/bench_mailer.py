@@ -1,7 +1,7 @@
 """mailer: e-mails/s to a local aiosmtpd through agents.mail.smtp_sender.SmtpSender.
 
 1 and 4 concurrent senders (separate SmtpSender instances, one connection each, reused),
-invitation mails built with agents.web.pages.survey.build_invitation_mail. The baseline is
+invitation mails built with agents.mail.invitation.build_invitation_mail. The baseline is
 bare aiosmtplib on as many reused connections, sending the same messages.
 """
 
@@ -16,8 +16,8 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
+from agents.mail.invitation import build_invitation_mail
 from agents.mail.smtp_sender import SmtpSender
-from agents.web.pages.survey import build_invitation_mail
 from streams.settings import Settings
 from tests.benchmarks.common import HOST, CpuMeter, Stack
 from tests.benchmarks.report import Figure

@@ -38,10 +38,12 @@ from sqlalchemy.sql.elements import ColumnElement
 
 import models.store.surveys
 from agents.web.pages.dashboard import render_dashboard
+from models.reports import Period
 from models.scoring import csat_satisfied, nps_category
 from models.store.aggregates import SCORE_COUNTERS, rebuild_aggregates
-from models.store.engine import create_schema, make_engine
-from models.store.reports import Period, dashboard_data, score_rows
+from models.store.engine import make_engine
+from models.store.reports import dashboard_data, score_rows
+from models.store.schema import create_schema
 from models.store.surveys import record_scores
 from models.store.tables import AggregateInvitations, AggregateScores
 from models.store.tables import ContactEvent as _ContactEvent

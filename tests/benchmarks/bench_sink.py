@@ -21,7 +21,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 
-from models.store.engine import create_schema, make_engine
+from models.store.engine import make_engine
+from models.store.schema import create_schema
 from models.store.tables import ContactEvent, SurveyDecision
 from tests.benchmarks.common import Stack
 from tests.benchmarks.report import Figure

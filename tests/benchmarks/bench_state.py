@@ -23,7 +23,8 @@ import psycopg
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
-from models.store.engine import create_schema, make_engine
+from models.store.engine import make_engine
+from models.store.schema import create_schema
 from models.store.tables import CustomerContactState
 from tests.benchmarks.common import Stack
 from tests.benchmarks.report import Figure

@@ -21,7 +21,8 @@ from sqlalchemy import Engine, insert, text
 
 from models.rules import load_rules
 from models.store.decisions import fire_due_timers
-from models.store.engine import create_schema, make_engine
+from models.store.engine import make_engine
+from models.store.schema import create_schema
 from models.store.tables import SurveyDecision, SurveyTimer
 from tests.benchmarks.report import Figure
 from tests.benchmarks.runner_context import Context

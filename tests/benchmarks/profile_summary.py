@@ -21,7 +21,7 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("SQL driver (sqlite3/psycopg)", r"(sqlite3|psycopg)[/.]"),
     ("SQLAlchemy", r"sqlalchemy/"),
     ("SMTP (aiosmtplib)", r"aiosmtplib/"),
-    ("mail building (email/jinja2)", r"(email/|jinja2/|survey_content)"),
+    ("mail building (email/jinja2)", r"(email/|jinja2/|mail/invitation|agents/rendering)"),
     ("JSON logging (structlog)", r"(structlog/|streams/logging)"),
     ("Kafka client (aiokafka)", r"aiokafka/"),
     ("Faust stream machinery", r"(faust/|mode/)"),

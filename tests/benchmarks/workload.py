@@ -14,7 +14,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import Engine, insert
 
-from models.store.engine import create_schema, make_engine, transaction
+from models.store.engine import make_engine, transaction
+from models.store.schema import create_schema
 from models.store.tables import CustomerContactState, FollowupTask, SurveyInvitation, SurveyResponse
 from models.task_lifecycle import TaskOrigin, task_id_for
 from models.tokens import hash_token

@@ -20,7 +20,7 @@ import orjson
 import pytest
 from playwright.sync_api import Browser, BrowserContext, expect
 
-from models.complaint_intake import email_customer_id
+from models.complaints import email_customer_id
 from tests.conftest import wait_for
 from tests.integration.harness import RunningLoop, free_port, running_loop
 

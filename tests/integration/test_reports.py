@@ -16,13 +16,12 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from agents.cli.main import cli
+from models.reports import Period, ReportError
 from models.scoring import csat_satisfied, nps_category
 from models.stats import nps_estimate, proportion_estimate
 from models.store.aggregates import add_invitations
 from models.store.engine import insert_many_if_absent, insert_many_returning_new, transaction
 from models.store.reports import (
-    Period,
-    ReportError,
     closed_loop,
     customer_service,
     open_tasks_by_team,

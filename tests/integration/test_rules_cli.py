@@ -22,7 +22,8 @@ from models.contact_events import ContactEvent
 from models.followup_rules import load_followup_rules
 from models.rules import Rules, load_rules
 from models.store.decisions import decide_contacts, fire_due_timers, next_due_at
-from models.store.engine import create_schema, make_engine
+from models.store.engine import make_engine
+from models.store.schema import create_schema
 from models.store.tables import SurveyResponse
 from streams.settings import get_settings
 from tests.contact_data import contact, event_data

@@ -21,7 +21,9 @@ from sqlmodel import Session
 
 from models.store.engine import transaction
 from models.store.tables import WebhookDelivery
-from models.store.webhook_outbox import Attempt, claim_deliveries, finish_delivery, verify
+from models.store.webhook_outbox import claim_deliveries, finish_delivery
+from models.webhook_retries import Attempt
+from models.webhook_signing import verify
 from tests.conftest import wait_for
 from tests.integration.harness import contact_event, free_port, running_loop
 

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.complaint_intake import (
+from agents.web.pages.complaint import complaint_form_page
+from models.complaints import (
     COMMENT_MAX,
     MAX_MAIL_BYTES,
     MailRefused,
-    complaint_form_page,
     complaint_from_form,
     complaint_from_mail,
     complaint_reference,

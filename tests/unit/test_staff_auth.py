@@ -16,7 +16,8 @@ from sqlmodel import Session, col
 
 from models.followup_rules import load_followup_rules
 from models.store import staff_accounts as staff_auth
-from models.store.engine import create_schema, make_engine
+from models.store.engine import make_engine
+from models.store.schema import create_schema
 from models.store.staff_accounts import (
     ActionProblem,
     StaffUserError,

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from agents.web.pages import survey as survey_content
-from agents.web.pages.survey import build_invitation_mail, messages, survey_form_page
+from agents import rendering
+from agents.mail.invitation import build_invitation_mail
+from agents.rendering import messages
+from agents.web.pages.survey import survey_form_page
 from models.survey_templates import load_template, template_names, wording
 
 # The translators' file, read directly so the tests do not trust messages() to read it.
@@ -90,7 +92,7 @@ def test_messages_maps_locale_codes(asked: str | None, served: str) -> None:
 
 def test_messages_fall_back_to_english_per_key(monkeypatch: pytest.MonkeyPatch) -> None:
     partial = {"en": CATALOGUE["en"], "nl": {"subject": "Alleen het onderwerp"}}
-    monkeypatch.setattr(survey_content, "_catalogue", lambda: partial)
+    monkeypatch.setattr(rendering, "_catalogue", lambda: partial)
 
     words = messages("nl")
 
@@ -100,8 +102,8 @@ def test_messages_fall_back_to_english_per_key(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_the_supported_locales_are_in_the_catalogue() -> None:
-    assert set(survey_content.SUPPORTED_LOCALES) <= set(CATALOGUE)
-    assert survey_content.FALLBACK_LOCALE in CATALOGUE
+    assert set(rendering.SUPPORTED_LOCALES) <= set(CATALOGUE)
+    assert rendering.FALLBACK_LOCALE in CATALOGUE
 
 
 @pytest.mark.parametrize("locale", sorted(CATALOGUE))

@@ -8,7 +8,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from agents.web.pages.survey import build_invitation_mail, messages
+from agents.mail.invitation import build_invitation_mail
+from agents.rendering import messages
 from agents.web.pages.unsubscribe import (
     unsubscribe_error_page,
     unsubscribe_form_page,

@@ -16,27 +16,31 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from agents.timers.webhook_sender import open_session, post
-from models.followup_rules import WebhookSpec
-from models.store.tables import WebhookDelivery
-from models.store.webhook_outbox import (
-    RETRY_SCHEDULE_S,
-    Attempt,
+from agents.timers.webhook_guard import (
     GuardedResolver,
-    InvalidSignature,
     RefusedAddress,
-    WebhookConfigError,
-    WebhookSecretError,
     address_refusal,
-    attempt_for_status,
     check_target,
     check_urls,
     guarded_socket_factory,
-    load_secrets,
-    parse_retry_after,
-    parse_secret,
     refusal_in,
+)
+from agents.timers.webhook_sender import open_session, post
+from models.followup_rules import WebhookSpec
+from models.store.tables import WebhookDelivery
+from models.webhook_retries import (
+    RETRY_SCHEDULE_S,
+    Attempt,
+    attempt_for_status,
+    parse_retry_after,
     retry_delay,
+)
+from models.webhook_signing import (
+    InvalidSignature,
+    WebhookConfigError,
+    WebhookSecretError,
+    load_secrets,
+    parse_secret,
     sign,
     signed_headers,
     verify,

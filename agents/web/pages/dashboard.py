@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 from markupsafe import Markup
 
-from agents.web.pages.survey import render
+from agents.rendering import render
 from models.dashboard import (
     GRAINS,
     Breakdown,

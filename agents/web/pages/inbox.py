@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
-from agents.web.pages.survey import render
+from agents.rendering import render
 from models.followup_rules import PRIORITY_LEVELS, PRIORITY_NAMES, FollowupRules
 from models.store.explain import customer_timeline
 from models.store.staff_accounts import Viewer
@@ -512,7 +512,7 @@ def message_page(*, title: str, message: str, chrome: PageChrome | None = None) 
 @cache
 def live_script() -> str:
     """The script that keeps an open list or task page up to date (polling); read once."""
-    return (files("models") / "templates" / "inbox" / "live.js").read_text("utf-8")
+    return (files("agents") / "templates" / "inbox" / "live.js").read_text("utf-8")
 
 
 # --- headers ------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from agents.web.pages.survey import messages, question_views, render
+from agents.rendering import messages, render
+from agents.web.pages.survey import question_views
 from models.store.call_list import OpenCall
 from models.survey_templates import SurveyTemplate
 

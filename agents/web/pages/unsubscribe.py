@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from agents.web.pages.survey import messages, render, survey_message_page
+from agents.rendering import messages, render
+from agents.web.pages.survey import survey_message_page
 
 
 def unsubscribe_form_page(*, locale: str, action: str) -> str:

@@ -26,15 +26,8 @@ from typing import Any
 import orjson
 from email_validator import EmailNotValidError, validate_email
 
-from agents.web.pages.survey import render
 from models.contact_events import parse_contact_event
-from models.survey_templates import (
-    FALLBACK_LOCALE,
-    SURVEY_LOCALES,
-    in_locale,
-    language_code,
-    read_catalogue,
-)
+from models.survey_templates import FALLBACK_LOCALE, SURVEY_LOCALES, language_code
 from models.task_lifecycle import TaskOrigin, task_id_for
 from models.tokens import hash_token, looks_like_token
 
@@ -351,45 +344,3 @@ def complaint_from_form(fields: Mapping[str, str], now: datetime) -> FormResult:
     }
     event = _event(form_event_id(values["form_token"]), now, "web", customer, values["message"])
     return FormResult(values=values, event=_checked(event))
-
-
-# --- pages --------------------------------------------------------------------------------
-
-
-def wording(locale: str | None) -> dict[str, str]:
-    """The form's texts in *locale*, English per missing key."""
-    return in_locale(read_catalogue("complaint/messages.toml"), locale)
-
-
-def complaint_form_page(
-    *,
-    locale: str,
-    action: str,
-    token: str,
-    values: Mapping[str, str] | None = None,
-    errors: Mapping[str, str] | None = None,
-    notice: str | None = None,
-) -> str:
-    """The complaint form; after a bad post with the entries and a message per field."""
-    t = wording(locale)
-    shown = {name: (values or {}).get(name, "") for name in FORM_FIELDS}
-    messages = {name: t[key] for name, key in (errors or {}).items()}
-    title = f"{t['form_has_errors']} – {t['title']}" if messages else t["title"]
-    return render(
-        "complaint/form.html.j2",
-        t=t,
-        title=title,
-        action=action,
-        token=token,
-        locale=locale,
-        values=shown,
-        errors=messages,
-        notice=t[notice] if notice else None,
-        honeypot=HONEYPOT,
-    )
-
-
-def complaint_received_page(*, locale: str, reference: str) -> str:
-    """The complaint arrived: thanks, and the reference to quote."""
-    t = wording(locale)
-    return render("complaint/received.html.j2", t=t, title=t["received_title"], reference=reference)
