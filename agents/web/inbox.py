@@ -3,7 +3,7 @@ work their team's tasks soonest-due first, and record actions; an action is chec
 and published to followup-actions, where closure applies it. Open pages poll a small JSON
 endpoint and update themselves when the task or the list changes.
 
-Who may see and do what is models.store.staff_accounts; what the pages show is
+Who may see and do what is models.staff_roles; what the pages show is
 agents.web.pages.inbox.
 No user name, customer detail or note is logged.
 """
@@ -43,21 +43,17 @@ from agents.web.pages.inbox import (
     team_zone,
 )
 from agents.web.requests import CxView, form_fields
+from models.passwords import same_secret
+from models.sign_in_throttle import SignInThrottle
+from models.staff_roles import ActionProblem, ActionRequest, Viewer, parse_action_type, vet_action
 from models.store.staff_accounts import (
-    ActionProblem,
-    ActionRequest,
     SignedIn,
-    SignInThrottle,
-    Viewer,
     assignable_users,
     authenticate,
     end_session,
     get_user,
-    parse_action_type,
-    same_secret,
     session_user,
     start_session,
-    vet_action,
 )
 from models.store.tables import FollowupTask
 from models.store.tasks import (

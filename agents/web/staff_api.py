@@ -24,13 +24,9 @@ from agents.web.inbox import Caller, find_caller, load_task, publish_action, vet
 from agents.web.pages.inbox import FilterProblem, parse_filters
 from agents.web.requests import BadJson, CxView, bearer_token, json_object, staff_token_ok
 from models.followup_rules import PRIORITY_NAMES
-from models.store.staff_accounts import (
-    API_ACTOR,
-    ActionProblem,
-    Viewer,
-    same_secret,
-    user_for_token,
-)
+from models.passwords import same_secret
+from models.staff_roles import API_ACTOR, ActionProblem, Viewer
+from models.store.staff_accounts import user_for_token
 from models.store.tables import FollowupTask, FollowupTaskHistory, StructuralFix
 from models.store.tasks import (
     is_overdue,

@@ -22,8 +22,8 @@ from sqlmodel import Session, col
 
 from agents.web.pages.survey import render
 from models.followup_rules import PRIORITY_LEVELS, PRIORITY_NAMES, FollowupRules
+from models.staff_roles import Viewer
 from models.store.explain import customer_timeline
-from models.store.staff_accounts import Viewer
 from models.store.tables import (
     FollowupAction,
     FollowupTask,
