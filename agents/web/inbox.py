@@ -30,7 +30,6 @@ from agents.web.pages.inbox import (
     PageChrome,
     action_form,
     cookie,
-    customer_history,
     form_values,
     list_page,
     live_script,
@@ -41,11 +40,13 @@ from agents.web.pages.inbox import (
     task_page,
     task_rows,
     team_zone,
+    timeline_lines,
 )
 from agents.web.requests import CxView, form_fields
 from models.passwords import same_secret
 from models.sign_in_throttle import SignInThrottle
 from models.staff_roles import ActionProblem, ActionRequest, Viewer, parse_action_type, vet_action
+from models.store.customer_history import customer_history
 from models.store.staff_accounts import (
     SignedIn,
     assignable_users,
@@ -313,8 +314,8 @@ def register(app: faust.App, rt: Runtime) -> None:
         viewer = caller.viewer
         zone = team_zone(rt.followup, task.team)
         events = await rt.db_for_request(task_history, rt.engine, task.task_id)
-        timeline = await rt.db_for_request(
-            customer_history, rt.engine, task.customer_id, task.task_id, zone
+        history = await rt.db_for_request(
+            customer_history, rt.engine, task.customer_id, task.task_id
         )
         fixes = await rt.db_for_request(list_structural_fixes, rt.engine)
         members = await rt.db_for_request(
@@ -336,7 +337,7 @@ def register(app: faust.App, rt: Runtime) -> None:
             rules=rt.followup,
             now=rt.clock(),
             events=events,
-            timeline=timeline,
+            timeline=timeline_lines(history, zone),
             form=form,
             notice=notice,
         )
