@@ -16,9 +16,9 @@ from sqlalchemy import Engine
 from agents.cli.db import DatabaseOption, require_schema
 from agents.runtime import utc_now
 from models.followup_rules import FollowupRulesError, load_followup_rules
+from models.passwords import StaffUserError
 from models.store.engine import make_engine
 from models.store.staff_accounts import (
-    StaffUserError,
     UnknownStaffUser,
     create_user,
     issue_api_token,

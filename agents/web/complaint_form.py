@@ -21,7 +21,7 @@ from faust.web import Request, Response
 from agents.complaints import PublishFailed, publish_complaint
 from agents.runtime import Runtime
 from agents.web.pages.complaint import complaint_form_page, complaint_received_page
-from agents.web.requests import CxView, preferred_locale
+from agents.web.requests import CxView, preferred_locale, route
 from models.complaints import (
     MAX_FORM_BYTES,
     complaint_from_form,
@@ -68,66 +68,67 @@ async def read_form(request: Request) -> dict[str, str]:
     return fields
 
 
+class ComplaintPage(CxView):
+    """GET shows the form in the caller's language; POST publishes the complaint, or
+    shows the form again (422) with the entries and what to fix."""
+
+    async def get(self, request: Request) -> Response:
+        structlog.contextvars.clear_contextvars()
+        locale = preferred_locale(request.headers.get("Accept-Language"))
+        return self.html(self._form(locale, {}))
+
+    async def post(self, request: Request) -> Response:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(agent="complaint_intake", channel="web")
+        locale = preferred_locale(request.headers.get("Accept-Language"))
+        try:
+            fields = await read_form(request)
+        except BadForm as exc:
+            log.info("complaint_form_refused", reason=str(exc))
+            status = 413 if str(exc) == "too_large" else 400
+            return self.html(self._form(locale, {}), status=status)
+        result = complaint_from_form(fields, self.rt.clock())
+        locale = result.values["language"]
+        if result.bot:
+            log.info("complaint_form_refused", reason="honeypot")
+            return self.html(complaint_received_page(locale=locale, reference="-"))
+        if result.event is None:
+            log.info("complaint_form_invalid", fields=sorted(result.errors))
+            page = self._form(locale, result.values, result.errors)
+            return self.html(page, status=422)
+        event = result.event
+        structlog.contextvars.bind_contextvars(
+            event_id=event["event_id"], customer_id=event["customer"]["id"]
+        )
+        try:
+            await publish_complaint(self.rt, event)
+        except PublishFailed as exc:
+            log.warning("complaint_form_deferred", error=str(exc))
+            page = self._form(locale, result.values, notice="unavailable")
+            return self.html(page, status=503, headers={"Retry-After": "30"})
+        log.info("complaint_form_received")
+        reference = complaint_reference(event["event_id"])
+        return self.html(complaint_received_page(locale=locale, reference=reference))
+
+    def _form(
+        self,
+        locale: str,
+        values: Mapping[str, str],
+        errors: Mapping[str, str] | None = None,
+        notice: str | None = None,
+    ) -> str:
+        # The same token again, so fixing a mistake and sending is still one complaint.
+        token = values.get("form_token") or new_token()
+        return complaint_form_page(
+            locale=locale,
+            action="/complaint",
+            token=token,
+            values=values,
+            errors=errors,
+            notice=notice,
+        )
+
+
 def register(app: faust.App, rt: Runtime) -> None:
     """The /complaint page."""
-
-    @app.page("/complaint")
-    class ComplaintPage(CxView):
-        """GET shows the form in the caller's language; POST publishes the complaint, or
-        shows the form again (422) with the entries and what to fix."""
-
-        async def get(self, request: Request) -> Response:
-            structlog.contextvars.clear_contextvars()
-            locale = preferred_locale(request.headers.get("Accept-Language"))
-            return self.html(self._form(locale, {}))
-
-        async def post(self, request: Request) -> Response:
-            structlog.contextvars.clear_contextvars()
-            structlog.contextvars.bind_contextvars(agent="complaint_intake", channel="web")
-            locale = preferred_locale(request.headers.get("Accept-Language"))
-            try:
-                fields = await read_form(request)
-            except BadForm as exc:
-                log.info("complaint_form_refused", reason=str(exc))
-                status = 413 if str(exc) == "too_large" else 400
-                return self.html(self._form(locale, {}), status=status)
-            result = complaint_from_form(fields, rt.clock())
-            locale = result.values["language"]
-            if result.bot:
-                log.info("complaint_form_refused", reason="honeypot")
-                return self.html(complaint_received_page(locale=locale, reference="-"))
-            if result.event is None:
-                log.info("complaint_form_invalid", fields=sorted(result.errors))
-                page = self._form(locale, result.values, result.errors)
-                return self.html(page, status=422)
-            event = result.event
-            structlog.contextvars.bind_contextvars(
-                event_id=event["event_id"], customer_id=event["customer"]["id"]
-            )
-            try:
-                await publish_complaint(rt, event)
-            except PublishFailed as exc:
-                log.warning("complaint_form_deferred", error=str(exc))
-                page = self._form(locale, result.values, notice="unavailable")
-                return self.html(page, status=503, headers={"Retry-After": "30"})
-            log.info("complaint_form_received")
-            reference = complaint_reference(event["event_id"])
-            return self.html(complaint_received_page(locale=locale, reference=reference))
-
-        def _form(
-            self,
-            locale: str,
-            values: Mapping[str, str],
-            errors: Mapping[str, str] | None = None,
-            notice: str | None = None,
-        ) -> str:
-            # The same token again, so fixing a mistake and sending is still one complaint.
-            token = values.get("form_token") or new_token()
-            return complaint_form_page(
-                locale=locale,
-                action="/complaint",
-                token=token,
-                values=values,
-                errors=errors,
-                notice=notice,
-            )
+    route(app, "/complaint", ComplaintPage, rt)

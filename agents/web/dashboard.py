@@ -25,11 +25,10 @@ from faust.web import Request, Response
 from multidict import MultiMapping
 
 from agents.runtime import Runtime
-from agents.web.inbox import find_caller, proxy_mode
 from agents.web.pages.dashboard import render_dashboard
 from agents.web.pages.inbox import SECURITY_HEADERS, message_page
-from agents.web.requests import CxView
-from agents.web.staff_api import api_caller
+from agents.web.requests import CxView, route
+from agents.web.staff_access import api_caller, find_caller, proxy_mode
 from models.export import write_csv, write_parquet
 from models.reports import REPORTS, Period, ReportError, Tabular, parse_day
 from models.stats import MIN_N
@@ -43,6 +42,7 @@ REPORTS_API = "/api/reports"
 LOGIN = "/inbox/login"
 FORMATS = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}  # CSV is UTF-8
 _MIN_N_MAX = 100_000
+_HEADERS = dict(SECURITY_HEADERS)
 
 
 class Query:
@@ -77,103 +77,104 @@ class Query:
         )
 
 
-def register(app: faust.App, rt: Runtime) -> None:
-    headers = dict(SECURITY_HEADERS)
+async def today(rt: Runtime) -> date:
+    return await rt.db_for_request(today_in_report_zone, rt.engine, rt.clock())
 
-    async def today() -> date:
-        return await rt.db_for_request(today_in_report_zone, rt.engine, rt.clock())
 
-    def download(view: CxView, table: Tabular, report: str, fmt: str) -> Response:
-        if fmt == "csv":
-            text = io.StringIO(newline="")
-            write_csv(table.rows, table.columns, text)
-            body = text.getvalue().encode("utf-8")
-        else:
-            buffer = io.BytesIO()
-            write_parquet(table.rows, table.columns, buffer)
-            body = buffer.getvalue()
-        out = {
-            **headers,
-            "Content-Disposition": f'attachment; filename="cxloop-{report}.{fmt}"',
+def download(view: CxView, table: Tabular, report: str, fmt: str) -> Response:
+    if fmt == "csv":
+        text = io.StringIO(newline="")
+        write_csv(table.rows, table.columns, text)
+        body = text.getvalue().encode("utf-8")
+    else:
+        buffer = io.BytesIO()
+        write_parquet(table.rows, table.columns, buffer)
+        body = buffer.getvalue()
+    out = {
+        **_HEADERS,
+        "Content-Disposition": f'attachment; filename="cxloop-{report}.{fmt}"',
+    }
+    return view.bytes(body, content_type=FORMATS[fmt], headers=out)
+
+
+class Dashboard(CxView):
+    """The dashboard for ?since=&until=&grain=&min_n= (default: 90 days by week)."""
+
+    async def get(self, request: Request) -> Response:
+        structlog.contextvars.clear_contextvars()
+        rt = self.rt
+        caller = await find_caller(rt, request)
+        if caller is None:
+            if proxy_mode(rt):
+                page = message_page(title="Not signed in", message="Sign in to see the dashboard.")
+                return self.html(page, status=401, headers=_HEADERS)
+            target = quote(str(request.rel_url), safe="/")
+            return self.text(
+                "", status=303, headers={**_HEADERS, "Location": f"{LOGIN}?next={target}"}
+            )
+        try:
+            query = Query(request.query, await today(rt))
+            data = await rt.db_for_request(
+                dashboard_data,
+                rt.engine,
+                query.period,
+                query.grain or "week",
+                rt.clock(),
+                min_n=query.min_n,
+            )
+        except ReportError as exc:
+            page = message_page(title="Cannot show that", message=str(exc))
+            return self.html(page, status=400, headers=_HEADERS)
+        links = {
+            f"{name} ({fmt})": f"{REPORTS_API}/{name}?format={fmt}"
+            for name in ("nps", "partners", "csat", "response-rate", "tasks")
+            for fmt in FORMATS
         }
-        return view.bytes(body, content_type=FORMATS[fmt], headers=out)
+        # Drawing the charts takes a few hundred ms of CPU: off the event loop.
+        page = await asyncio.to_thread(
+            render_dashboard, data, export_links=links, filters_query=query.encoded(data.grain)
+        )
+        log.info("dashboard_shown", role=caller.viewer.role, grain=data.grain)
+        return self.html(page, headers=_HEADERS)
 
-    @app.page(PAGE)
-    class Dashboard(CxView):
-        """The dashboard for ?since=&until=&grain=&min_n= (default: 90 days by week)."""
 
-        async def get(self, request: Request) -> Response:
-            structlog.contextvars.clear_contextvars()
-            caller = await find_caller(rt, request)
-            if caller is None:
-                if proxy_mode(rt):
-                    page = message_page(
-                        title="Not signed in", message="Sign in to see the dashboard."
-                    )
-                    return self.html(page, status=401, headers=headers)
-                target = quote(str(request.rel_url), safe="/")
-                return self.text(
-                    "", status=303, headers={**headers, "Location": f"{LOGIN}?next={target}"}
-                )
-            try:
-                query = Query(request.query, await today())
-                data = await rt.db_for_request(
-                    dashboard_data,
-                    rt.engine,
-                    query.period,
-                    query.grain or "week",
-                    rt.clock(),
-                    min_n=query.min_n,
-                )
-            except ReportError as exc:
-                page = message_page(title="Cannot show that", message=str(exc))
-                return self.html(page, status=400, headers=headers)
-            links = {
-                f"{name} ({fmt})": f"{REPORTS_API}/{name}?format={fmt}"
-                for name in ("nps", "partners", "csat", "response-rate", "tasks")
-                for fmt in FORMATS
-            }
-            # Drawing the charts takes a few hundred ms of CPU: off the event loop.
-            page = await asyncio.to_thread(
-                render_dashboard, data, export_links=links, filters_query=query.encoded(data.grain)
+class Reports(CxView):
+    """GET → the report as JSON {"columns", "rows"} (or ?format=csv|parquet)."""
+
+    async def get(self, request: Request, report: str) -> Response:
+        rt = self.rt
+        if await api_caller(rt, request) is None:
+            return self.unauthorised()
+        fmt = request.query.get("format", "json")
+        try:
+            if report not in REPORTS:
+                raise ReportError(f"unknown report {report!r}; choose from {', '.join(REPORTS)}")
+            if fmt != "json" and fmt not in FORMATS:
+                raise ReportError(f"unknown format {fmt!r}; choose from json, csv, parquet")
+            query = Query(request.query, await today(rt))
+            table = await rt.db_for_request(
+                tabulate,
+                rt.engine,
+                report,
+                query.period,
+                rt.clock(),
+                by=query.by,
+                grain=query.grain,
+                min_n=query.min_n,
             )
-            log.info("dashboard_shown", role=caller.viewer.role, grain=data.grain)
-            return self.html(page, headers=headers)
+        except ReportError as exc:
+            return self.json({"error": "bad_request", "detail": str(exc)}, status=400)
+        if fmt != "json":
+            return download(self, table, report, fmt)
+        rows = [
+            {k: v.isoformat() if isinstance(v, date) else v for k, v in row.items()}
+            for row in table.rows
+        ]
+        return self.json(
+            {"columns": table.columns, "rows": rows}, headers={"Cache-Control": "no-store"}
+        )
 
-    @app.page(f"{REPORTS_API}/{{report}}")
-    class Reports(CxView):
-        """GET → the report as JSON {"columns", "rows"} (or ?format=csv|parquet)."""
 
-        async def get(self, request: Request, report: str) -> Response:
-            if await api_caller(rt, request) is None:
-                return self.unauthorised()
-            fmt = request.query.get("format", "json")
-            try:
-                if report not in REPORTS:
-                    raise ReportError(
-                        f"unknown report {report!r}; choose from {', '.join(REPORTS)}"
-                    )
-                if fmt != "json" and fmt not in FORMATS:
-                    raise ReportError(f"unknown format {fmt!r}; choose from json, csv, parquet")
-                query = Query(request.query, await today())
-                table = await rt.db_for_request(
-                    tabulate,
-                    rt.engine,
-                    report,
-                    query.period,
-                    rt.clock(),
-                    by=query.by,
-                    grain=query.grain,
-                    min_n=query.min_n,
-                )
-            except ReportError as exc:
-                return self.json({"error": "bad_request", "detail": str(exc)}, status=400)
-            if fmt != "json":
-                return download(self, table, report, fmt)
-            rows = [
-                {k: v.isoformat() if isinstance(v, date) else v for k, v in row.items()}
-                for row in table.rows
-            ]
-            return self.json(
-                {"columns": table.columns, "rows": rows}, headers={"Cache-Control": "no-store"}
-            )
+def register(app: faust.App, rt: Runtime) -> None:
+    route(app, PAGE, Dashboard, rt)
+    route(app, f"{REPORTS_API}/{{report}}", Reports, rt)

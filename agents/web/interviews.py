@@ -8,7 +8,7 @@ No customer name, phone number or answer is logged, nor the interviewer's name.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import faust
 import structlog
@@ -28,6 +28,7 @@ from agents.web.requests import (
     authorised,
     form_fields,
     json_object,
+    route,
     staff_token_ok,
 )
 from agents.web.survey_page import template_for
@@ -141,213 +142,239 @@ def _company(rt: Runtime, call: OpenCall) -> str:
     return call.company or rt.settings.company_name
 
 
-def register(app: faust.App, rt: Runtime) -> None:
-    secure = rt.settings.public_url.lower().startswith("https://")
-    # Settings do not change while the worker runs: derive the signing key once.
-    key = session_key(rt.settings.staff_token.get_secret_value())
+def redirect(view: CxView, to: str, cookie: str | None = None) -> Response:
+    headers = {"Location": to, "Cache-Control": "no-store"}
+    if cookie is not None:
+        headers["Set-Cookie"] = cookie
+    return view.text("", status=303, headers=headers)
 
-    def current(request: Request) -> InterviewSession | None:
-        return decode_session(key, cookie_value(request.headers.get("Cookie")), rt.clock())
 
-    def redirect(view: CxView, to: str, cookie: str | None = None) -> Response:
-        headers = {"Location": to, "Cache-Control": "no-store"}
-        if cookie is not None:
-            headers["Set-Cookie"] = cookie
-        return view.text("", status=303, headers=headers)
+def forbidden(view: CxView) -> Response:
+    log.info("interview_form_refused", reason="csrf")
+    return view.text("Forbidden: sign in again and use the form.", status=403)
 
-    def forbidden(view: CxView) -> Response:
-        log.info("interview_form_refused", reason="csrf")
-        return view.text("Forbidden: sign in again and use the form.", status=403)
 
-    def html(view: CxView, page: str, status: int = 200) -> Response:
-        return view.html(page, status=status, headers={"Cache-Control": "no-store"})
+def html(view: CxView, page: str, status: int = 200) -> Response:
+    return view.html(page, status=status, headers={"Cache-Control": "no-store"})
 
-    def problem_page(view: CxView, exc: Exception) -> Response:
-        status, _, message = _CALL_ERRORS[type(exc)]
-        log.info("interview_call_refused", status=status)
-        page = interview_message_page(title="Call not available", message=message, list_href=BASE)
-        return html(view, page, status)
 
-    # The fixed paths first: the router takes the first route that matches.
-    @app.page(LOGIN)
-    class Login(CxView):
-        """GET the sign-in form; POST name and staff token → session cookie → the call list."""
+def problem_page(view: CxView, exc: Exception) -> Response:
+    status, _, message = _CALL_ERRORS[type(exc)]
+    log.info("interview_call_refused", status=status)
+    page = interview_message_page(title="Call not available", message=message, list_href=BASE)
+    return html(view, page, status)
 
-        async def get(self, request: Request) -> Response:
-            return html(self, login_page(action=LOGIN))
 
-        async def post(self, request: Request) -> Response:
-            structlog.contextvars.clear_contextvars()
-            form = form_fields(await request.post())
-            token = form.get("token")
-            interviewer = _valid_interviewer(form.get("interviewer"))
-            given = token if isinstance(token, str) else ""
-            if key is None or not staff_token_ok(rt, given):
-                log.info("interviewer_sign_in_refused", reason="token")
-                name = form.get("interviewer")
-                page = login_page(
-                    action=LOGIN,
-                    interviewer=name if isinstance(name, str) else "",
-                    error="That staff token is not right.",
-                )
-                return html(self, page, 401)
-            if interviewer is None:
-                page = login_page(
-                    action=LOGIN, error=f"Enter your name (at most {INTERVIEWER_MAX} characters)."
-                )
-                return html(self, page, 422)
-            session = new_session(interviewer, rt.clock())
-            log.info("interviewer_signed_in")
-            cookie = session_cookie(encode_session(key, session), secure=secure)
-            return redirect(self, BASE, cookie)
+class InterviewView(CxView):
+    """A view of the interviewers' pages: *key* signs their session cookies (None without
+    a staff token: nobody can sign in)."""
 
-    @app.page(LOGOUT)
-    class Logout(CxView):
-        async def post(self, request: Request) -> Response:
-            form = form_fields(await request.post())
-            if not csrf_ok(current(request), form.get(CSRF_FIELD)):
-                return forbidden(self)
-            return redirect(self, LOGIN, session_cookie("", secure=secure, max_age=0))
+    key: ClassVar[bytes | None]
 
-    @app.page(BASE)
-    class CallList(CxView):
-        """The open calls, oldest first."""
+    @property
+    def secure(self) -> bool:
+        return self.rt.settings.public_url.lower().startswith("https://")
 
-        async def get(self, request: Request) -> Response:
-            structlog.contextvars.clear_contextvars()
-            session = current(request)
-            if session is None:
-                return redirect(self, LOGIN)
-            calls = await rt.db_for_request(open_calls, rt.engine, rt.clock(), LIST_LIMIT)
-            page = call_list_page(
-                calls=calls,
-                interviewer=session.interviewer,
-                csrf=session.csrf,
-                base=BASE,
-                logout_action=LOGOUT,
-                notice=request.query.get("saved"),
+    def current(self, request: Request) -> InterviewSession | None:
+        cookie = cookie_value(request.headers.get("Cookie"))
+        return decode_session(self.key, cookie, self.rt.clock())
+
+
+class Login(InterviewView):
+    """GET the sign-in form; POST name and staff token → session cookie → the call list."""
+
+    async def get(self, request: Request) -> Response:
+        return html(self, login_page(action=LOGIN))
+
+    async def post(self, request: Request) -> Response:
+        structlog.contextvars.clear_contextvars()
+        form = form_fields(await request.post())
+        token = form.get("token")
+        interviewer = _valid_interviewer(form.get("interviewer"))
+        given = token if isinstance(token, str) else ""
+        if self.key is None or not staff_token_ok(self.rt, given):
+            log.info("interviewer_sign_in_refused", reason="token")
+            name = form.get("interviewer")
+            page = login_page(
+                action=LOGIN,
+                interviewer=name if isinstance(name, str) else "",
+                error="That staff token is not right.",
             )
-            return html(self, page)
-
-    @app.page(f"{BASE}/{{invitation_id}}")
-    class Call(CxView):
-        """GET the script and questions; POST the answers or why there was no interview."""
-
-        async def get(self, request: Request, invitation_id: str) -> Response:
-            structlog.contextvars.clear_contextvars()
-            session = current(request)
-            if session is None:
-                return redirect(self, LOGIN)
-            try:
-                call = await rt.db_for_request(call_to_make, rt.engine, invitation_id, rt.clock())
-            except _CALL_EXCEPTIONS as exc:
-                return problem_page(self, exc)
-            return html(self, self._page(call, session))
-
-        async def post(self, request: Request, invitation_id: str) -> Response:
-            structlog.contextvars.clear_contextvars()
-            session = current(request)
-            form = form_fields(await request.post())
-            if session is None or not csrf_ok(session, form.pop(CSRF_FIELD, None)):
-                return forbidden(self)
-            outcome = form.pop(OUTCOME_FIELD, None)
-            try:
-                call = await rt.db_for_request(call_to_make, rt.engine, invitation_id, rt.clock())
-                structlog.contextvars.bind_contextvars(
-                    invitation_id=call.invitation_id, customer_id=call.customer_id
-                )
-                if outcome is not None:
-                    if outcome not in CALL_OUTCOMES:
-                        return self.text(f"outcome must be one of {CALL_OUTCOMES}", status=400)
-                    await store_attempt(rt, invitation_id, str(outcome), session.interviewer)
-                    return redirect(self, f"{BASE}?saved={outcome}")
-                template = template_for(call.template, call.invitation_id)
-                parsed = parse_answers(template, form, call.locale)
-                if not parsed.ok:
-                    log.info("interview_answer_invalid", questions=sorted(parsed.codes))
-                    page = self._page(call, session, values=form, errors=parsed.errors)
-                    return html(self, page, 422)
-                await store_interview(rt, call, template, parsed.answers, session.interviewer)
-            except _CALL_EXCEPTIONS as exc:
-                return problem_page(self, exc)
-            return redirect(self, f"{BASE}?saved=answers")
-
-        def _page(
-            self,
-            call: OpenCall,
-            session: InterviewSession,
-            values: Mapping[str, str | list[str]] | None = None,
-            errors: Mapping[str, str] | None = None,
-        ) -> str:
-            return call_page(
-                call=call,
-                template=template_for(call.template, call.invitation_id),
-                company=_company(rt, call),
-                interviewer=session.interviewer,
-                csrf=session.csrf,
-                action=f"{BASE}/{call.invitation_id}",
-                list_href=BASE,
-                values=values,
-                errors=errors,
+            return html(self, page, 401)
+        if interviewer is None:
+            page = login_page(
+                action=LOGIN, error=f"Enter your name (at most {INTERVIEWER_MAX} characters)."
             )
+            return html(self, page, 422)
+        session = new_session(interviewer, self.rt.clock())
+        log.info("interviewer_signed_in")
+        cookie = session_cookie(encode_session(self.key, session), secure=self.secure)
+        return redirect(self, BASE, cookie)
 
-    @app.page("/api/interviews")
-    class CallsApi(CxView):
-        """GET → {"calls": [...]}: the open phone surveys, oldest first."""
 
-        async def get(self, request: Request) -> Response:
-            if not authorised(rt, request):
-                return self.unauthorised()
-            calls = await rt.db_for_request(open_calls, rt.engine, rt.clock(), LIST_LIMIT)
-            return self.json({"calls": [call_json(c) for c in calls]})
+class Logout(InterviewView):
+    async def post(self, request: Request) -> Response:
+        form = form_fields(await request.post())
+        if not csrf_ok(self.current(request), form.get(CSRF_FIELD)):
+            return forbidden(self)
+        return redirect(self, LOGIN, session_cookie("", secure=self.secure, max_age=0))
 
-    @app.page("/api/interviews/{invitation_id}")
-    class InterviewApi(CxView):
-        """POST {"interviewer": ..., "answers": {question id: answer}} → 201 with the response
-        id, or {"interviewer": ..., "outcome": "no_answer" | "refused" | "wrong_number"} → 200.
-        """
 
-        async def post(self, request: Request, invitation_id: str) -> Response:
-            structlog.contextvars.clear_contextvars()
-            if not authorised(rt, request):
-                return self.unauthorised()
-            try:
-                body = json_object(await request.read())
-            except BadJson as exc:
-                return self.bad_json(exc)
-            fields = _body_problems(body)
-            if fields:
-                return self.invalid(fields)
-            interviewer = str(_valid_interviewer(body["interviewer"]))
-            try:
-                return await self._enter(invitation_id, body, interviewer)
-            except _CALL_EXCEPTIONS as exc:
-                status, error, _ = _CALL_ERRORS[type(exc)]
-                return self.json({"error": error}, status=status)
+class CallList(InterviewView):
+    """The open calls, oldest first."""
 
-        async def _enter(
-            self, invitation_id: str, body: Mapping[str, Any], interviewer: str
-        ) -> Response:
+    async def get(self, request: Request) -> Response:
+        structlog.contextvars.clear_contextvars()
+        session = self.current(request)
+        if session is None:
+            return redirect(self, LOGIN)
+        rt = self.rt
+        calls = await rt.db_for_request(open_calls, rt.engine, rt.clock(), LIST_LIMIT)
+        page = call_list_page(
+            calls=calls,
+            interviewer=session.interviewer,
+            csrf=session.csrf,
+            base=BASE,
+            logout_action=LOGOUT,
+            notice=request.query.get("saved"),
+        )
+        return html(self, page)
+
+
+class Call(InterviewView):
+    """GET the script and questions; POST the answers or why there was no interview."""
+
+    async def get(self, request: Request, invitation_id: str) -> Response:
+        structlog.contextvars.clear_contextvars()
+        rt = self.rt
+        session = self.current(request)
+        if session is None:
+            return redirect(self, LOGIN)
+        try:
+            call = await rt.db_for_request(call_to_make, rt.engine, invitation_id, rt.clock())
+        except _CALL_EXCEPTIONS as exc:
+            return problem_page(self, exc)
+        return html(self, self._page(call, session))
+
+    async def post(self, request: Request, invitation_id: str) -> Response:
+        structlog.contextvars.clear_contextvars()
+        rt = self.rt
+        session = self.current(request)
+        form = form_fields(await request.post())
+        if session is None or not csrf_ok(session, form.pop(CSRF_FIELD, None)):
+            return forbidden(self)
+        outcome = form.pop(OUTCOME_FIELD, None)
+        try:
             call = await rt.db_for_request(call_to_make, rt.engine, invitation_id, rt.clock())
             structlog.contextvars.bind_contextvars(
                 invitation_id=call.invitation_id, customer_id=call.customer_id
             )
-            if "outcome" in body:
-                attempt = await store_attempt(rt, invitation_id, body["outcome"], interviewer)
-                return self.json(
-                    {
-                        "invitation_id": invitation_id,
-                        "outcome": attempt.outcome,
-                        "attempts": attempt.attempts,
-                        "closed": attempt.closed,
-                    }
-                )
+            if outcome is not None:
+                if outcome not in CALL_OUTCOMES:
+                    return self.text(f"outcome must be one of {CALL_OUTCOMES}", status=400)
+                await store_attempt(rt, invitation_id, str(outcome), session.interviewer)
+                return redirect(self, f"{BASE}?saved={outcome}")
             template = template_for(call.template, call.invitation_id)
-            parsed = parse_answers(template, body["answers"])
+            parsed = parse_answers(template, form, call.locale)
             if not parsed.ok:
-                return self.invalid(parsed.errors, parsed.codes)
-            response_id = await store_interview(rt, call, template, parsed.answers, interviewer)
-            return self.json({"response_id": response_id}, status=201)
+                log.info("interview_answer_invalid", questions=sorted(parsed.codes))
+                page = self._page(call, session, values=form, errors=parsed.errors)
+                return html(self, page, 422)
+            await store_interview(rt, call, template, parsed.answers, session.interviewer)
+        except _CALL_EXCEPTIONS as exc:
+            return problem_page(self, exc)
+        return redirect(self, f"{BASE}?saved=answers")
+
+    def _page(
+        self,
+        call: OpenCall,
+        session: InterviewSession,
+        values: Mapping[str, str | list[str]] | None = None,
+        errors: Mapping[str, str] | None = None,
+    ) -> str:
+        return call_page(
+            call=call,
+            template=template_for(call.template, call.invitation_id),
+            company=_company(self.rt, call),
+            interviewer=session.interviewer,
+            csrf=session.csrf,
+            action=f"{BASE}/{call.invitation_id}",
+            list_href=BASE,
+            values=values,
+            errors=errors,
+        )
+
+
+class CallsApi(CxView):
+    """GET → {"calls": [...]}: the open phone surveys, oldest first."""
+
+    async def get(self, request: Request) -> Response:
+        if not authorised(self.rt, request):
+            return self.unauthorised()
+        rt = self.rt
+        calls = await rt.db_for_request(open_calls, rt.engine, rt.clock(), LIST_LIMIT)
+        return self.json({"calls": [call_json(c) for c in calls]})
+
+
+class InterviewApi(CxView):
+    """POST {"interviewer": ..., "answers": {question id: answer}} → 201 with the response
+    id, or {"interviewer": ..., "outcome": "no_answer" | "refused" | "wrong_number"} → 200.
+    """
+
+    async def post(self, request: Request, invitation_id: str) -> Response:
+        structlog.contextvars.clear_contextvars()
+        if not authorised(self.rt, request):
+            return self.unauthorised()
+        try:
+            body = json_object(await request.read())
+        except BadJson as exc:
+            return self.bad_json(exc)
+        fields = _body_problems(body)
+        if fields:
+            return self.invalid(fields)
+        interviewer = str(_valid_interviewer(body["interviewer"]))
+        try:
+            return await self._enter(invitation_id, body, interviewer)
+        except _CALL_EXCEPTIONS as exc:
+            status, error, _ = _CALL_ERRORS[type(exc)]
+            return self.json({"error": error}, status=status)
+
+    async def _enter(
+        self, invitation_id: str, body: Mapping[str, Any], interviewer: str
+    ) -> Response:
+        rt = self.rt
+        call = await rt.db_for_request(call_to_make, rt.engine, invitation_id, rt.clock())
+        structlog.contextvars.bind_contextvars(
+            invitation_id=call.invitation_id, customer_id=call.customer_id
+        )
+        if "outcome" in body:
+            attempt = await store_attempt(self.rt, invitation_id, body["outcome"], interviewer)
+            return self.json(
+                {
+                    "invitation_id": invitation_id,
+                    "outcome": attempt.outcome,
+                    "attempts": attempt.attempts,
+                    "closed": attempt.closed,
+                }
+            )
+        template = template_for(call.template, call.invitation_id)
+        parsed = parse_answers(template, body["answers"])
+        if not parsed.ok:
+            return self.invalid(parsed.errors, parsed.codes)
+        response_id = await store_interview(self.rt, call, template, parsed.answers, interviewer)
+        return self.json({"response_id": response_id}, status=201)
+
+
+def register(app: faust.App, rt: Runtime) -> None:
+    # Settings do not change while the worker runs: derive the signing key once.
+    key = session_key(rt.settings.staff_token.get_secret_value())
+    # The fixed paths first: the router takes the first route that matches.
+    route(app, LOGIN, Login, rt, key=key)
+    route(app, LOGOUT, Logout, rt, key=key)
+    route(app, BASE, CallList, rt, key=key)
+    route(app, f"{BASE}/{{invitation_id}}", Call, rt, key=key)
+    route(app, "/api/interviews", CallsApi, rt)
+    route(app, "/api/interviews/{invitation_id}", InterviewApi, rt)
 
 
 def _body_problems(body: Mapping[str, Any]) -> dict[str, str]:

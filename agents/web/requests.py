@@ -1,12 +1,17 @@
-"""Small pieces the web views share: a base view, the caller's language, JSON bodies, the
-staff token and the survey link's token."""
+"""Small pieces the web views share: a base view and how it is served, the caller's
+language, JSON bodies, the staff token and the survey link's token.
+
+Views are module-level CxView subclasses that read the worker's Runtime from `self.rt`;
+a module's register() serves each with route(), which binds the runtime (and whatever
+else the view declares) to a subclass made for that registration."""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
+import faust
 import orjson
 from faust.web import Request, Response, View
 
@@ -77,7 +82,9 @@ def link_token_hash(token: str) -> str | None:
 
 class CxView(View):
     """A view that answers 503 (Retry-After) when the database does not answer in time, with
-    the JSON error answers the APIs share."""
+    the JSON error answers the APIs share. *rt* is the worker's runtime (set by route())."""
+
+    rt: ClassVar[Runtime]
 
     async def dispatch(self, request: Any) -> Any:
         try:
@@ -105,3 +112,26 @@ class CxView(View):
         if codes is not None:
             body["codes"] = codes
         return self.json(body, status=422)
+
+
+V = TypeVar("V", bound=CxView)
+
+
+def route(app: faust.App, path: str, view: type[V], rt: Runtime, **bound: object) -> type[V]:
+    """Serve *view* on *path* of *app*: a subclass made for this registration carries *rt*
+    and *bound* (class attributes *view* declares, such as per-worker state), so two apps
+    in one process never share them. Routes match in the order they are added."""
+    declared = {name for klass in view.__mro__ for name in vars(klass).get("__annotations__", {})}
+    unknown = sorted(set(bound) - declared)
+    if unknown:
+        raise TypeError(f"{view.__name__} declares no {', '.join(unknown)}")
+    attributes = {
+        **bound,
+        "rt": rt,
+        "__module__": view.__module__,
+        "__qualname__": view.__qualname__,
+        "__doc__": view.__doc__,
+    }
+    served: type[V] = type(view.__name__, (view,), attributes)
+    app.page(path)(served)
+    return served

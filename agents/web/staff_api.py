@@ -20,17 +20,12 @@ import structlog
 from faust.web import Request, Response
 
 from agents.runtime import Runtime
-from agents.web.inbox import Caller, find_caller, load_task, publish_action, vet
 from agents.web.pages.inbox import FilterProblem, parse_filters
-from agents.web.requests import BadJson, CxView, bearer_token, json_object, staff_token_ok
+from agents.web.requests import BadJson, CxView, json_object, route
+from agents.web.staff_access import Caller, api_caller, publish_action, vet, visible_task
 from models.followup_rules import PRIORITY_NAMES
-from models.store.staff_accounts import (
-    API_ACTOR,
-    ActionProblem,
-    Viewer,
-    same_secret,
-    user_for_token,
-)
+from models.passwords import same_secret
+from models.staff_roles import ActionProblem, Viewer
 from models.store.tables import FollowupTask, FollowupTaskHistory, StructuralFix
 from models.store.tasks import (
     is_overdue,
@@ -132,160 +127,150 @@ def task_detail_json(
     }
 
 
-async def api_caller(rt: Runtime, request: Request) -> Caller | None:
-    """A bearer token (global or a user's) or else the inbox session; a wrong bearer token
-    is 401 even next to a session cookie."""
-    if not request.headers.get("Authorization"):
-        return await find_caller(rt, request)
-    given = bearer_token(request)
-    if not given:
-        return None
-    if staff_token_ok(rt, given):
-        return Caller(Viewer(API_ACTOR, "admin", None), API_ACTOR, csrf="")
-    user = await rt.db_for_request(user_for_token, rt.engine, given)
-    if user is None:
-        return None
-    return Caller(Viewer.of(user), user.display_name, csrf="")
+async def task_or_refusal(view: CxView, caller: Caller, task_id: str) -> FollowupTask | Response:
+    """The task when *caller* may see it; otherwise the 404 or 403 answer."""
+    task = await visible_task(view.rt, caller.viewer, task_id)
+    if isinstance(task, FollowupTask):
+        return task
+    if task.status == 403:
+        log.info("api_request_refused", status=403, role=caller.viewer.role)
+    return view.json({"error": task.code}, status=task.status)
+
+
+async def task_with_events(
+    view: CxView, request: Request, task_id: str
+) -> tuple[Viewer, FollowupTask, list[FollowupTaskHistory]] | Response:
+    """Who asks, the task and its history, when the caller may see the task; otherwise
+    the 401, 404 or 403 answer."""
+    caller = await api_caller(view.rt, request)
+    if caller is None:
+        return view.unauthorised()
+    task = await task_or_refusal(view, caller, task_id)
+    if not isinstance(task, FollowupTask):
+        return task
+    events = await view.rt.db_for_request(task_history, view.rt.engine, task.task_id)
+    return caller.viewer, task, events
+
+
+class Tasks(CxView):
+    """GET ?status=&priority=&team=&partner=&overdue=&assignee=&limit= → tasks the caller
+    may see, soonest SLA due first."""
+
+    async def get(self, request: Request) -> Response:
+        rt = self.rt
+        caller = await api_caller(rt, request)
+        if caller is None:
+            return self.unauthorised()
+        try:
+            query = parse_filters(request.query, caller.viewer, list(rt.followup.teams))
+        except FilterProblem as exc:
+            if exc.status == 403:
+                return self.json({"error": "forbidden", "fields": exc.fields}, status=403)
+            return self.invalid(exc.fields)
+        limit = _limit(request.query)
+        if limit is None:
+            return self.invalid({"limit": f"must be a whole number from 1 to {_LIST_MAX}"})
+        now = rt.clock()
+        tasks = await rt.db_for_request(list_tasks, rt.engine, query.where, now, limit)
+        body = {"tasks": [task_json(t, now) for t in tasks]}
+        return self.json(body, headers=_NO_STORE)
+
+
+class Fixes(CxView):
+    """GET → the structural fixes, newest first (to link one when closing a task)."""
+
+    async def get(self, request: Request) -> Response:
+        if await api_caller(self.rt, request) is None:
+            return self.unauthorised()
+        fixes = await self.rt.db_for_request(list_structural_fixes, self.rt.engine)
+        return self.json({"fixes": [fix_json(f) for f in fixes]}, headers=_NO_STORE)
+
+
+class TaskEvents(CxView):
+    """GET → the task's history, oldest first."""
+
+    async def get(self, request: Request, task_id: str) -> Response:
+        found = await task_with_events(self, request, task_id)
+        if not isinstance(found, tuple):
+            return found
+        _, task, events = found
+        body = {"task_id": task.task_id, "events": [event_json(e) for e in events]}
+        return self.json(body, headers=_NO_STORE)
+
+
+class TaskActions(CxView):
+    """POST {"type", "note", "details"} → 202 {"action_id"}; closure applies it. An
+    Idempotency-Key header makes a repeated request the same action."""
+
+    async def post(self, request: Request, task_id: str) -> Response:
+        structlog.contextvars.clear_contextvars()
+        caller = await self._writer(request)
+        if not isinstance(caller, Caller):
+            return caller
+        try:
+            body = json_object(await request.read())
+        except BadJson as exc:
+            return self.bad_json(exc)
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not 0 < len(key) <= _IDEMPOTENCY_KEY_MAX:
+            return self.invalid({"Idempotency-Key": "1 to 200 characters"})
+        task = await task_or_refusal(self, caller, task_id)
+        if not isinstance(task, FollowupTask):
+            return task
+        details = body.get("details", {})
+        if details is None:
+            details = {}
+        try:
+            action = await vet(
+                self.rt, caller.viewer, task, body.get("type"), body.get("note", ""), details
+            )
+        except ActionProblem as exc:
+            log.info("api_action_refused", status=exc.status, code=exc.code)
+            return self._problem(exc, task)
+        action_id = str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, key)) if key else str(uuid.uuid4())
+        await publish_action(self.rt, task, action, caller.viewer.username, action_id)
+        accepted = {"action_id": action_id, "task_id": task.task_id, "type": action.type.value}
+        return self.json(accepted, status=202)
+
+    async def _writer(self, request: Request) -> Caller | Response:
+        """The caller, when they may write: a browser session needs its CSRF token."""
+        caller = await api_caller(self.rt, request)
+        if caller is None:
+            return self.unauthorised()
+        if caller.csrf and not same_secret(request.headers.get("X-CSRF-Token"), caller.csrf):
+            log.info("api_request_refused", status=403, reason="csrf")
+            return self.json({"error": "csrf_failed"}, status=403)
+        return caller
+
+    def _problem(self, exc: ActionProblem, task: FollowupTask) -> Response:
+        if exc.status == 422:
+            return self.invalid(exc.fields)
+        body: dict[str, Any] = {"error": exc.code}
+        if exc.fields:
+            body["fields"] = exc.fields
+        if exc.status == 409:
+            body["task"] = task_json(task, self.rt.clock())
+        return self.json(body, status=exc.status)
+
+
+class TaskDetail(CxView):
+    """GET → the task with contact details, history and the caller's possible actions."""
+
+    async def get(self, request: Request, task_id: str) -> Response:
+        found = await task_with_events(self, request, task_id)
+        if not isinstance(found, tuple):
+            return found
+        viewer, task, events = found
+        body = task_detail_json(task, events, viewer, self.rt.clock())
+        return self.json(body, headers=_NO_STORE)
 
 
 def register(app: faust.App, rt: Runtime) -> None:
-    teams = list(rt.followup.teams)
-
-    async def visible_task(view: CxView, caller: Caller, task_id: str) -> FollowupTask | Response:
-        """The task when *caller* may see it; otherwise the 404 or 403 answer."""
-        task = await load_task(rt, task_id)
-        if task is None:
-            return view.json({"error": "task_not_found"}, status=404)
-        if not caller.viewer.can_see(task):
-            log.info("api_request_refused", status=403, role=caller.viewer.role)
-            return view.json({"error": "forbidden"}, status=403)
-        return task
-
-    async def task_with_events(
-        view: CxView, request: Request, task_id: str
-    ) -> tuple[Viewer, FollowupTask, list[FollowupTaskHistory]] | Response:
-        """Who asks, the task and its history, when the caller may see the task; otherwise
-        the 401, 404 or 403 answer."""
-        caller = await api_caller(rt, request)
-        if caller is None:
-            return view.unauthorised()
-        task = await visible_task(view, caller, task_id)
-        if not isinstance(task, FollowupTask):
-            return task
-        events = await rt.db_for_request(task_history, rt.engine, task.task_id)
-        return caller.viewer, task, events
-
-    @app.page("/api/tasks")
-    class Tasks(CxView):
-        """GET ?status=&priority=&team=&partner=&overdue=&assignee=&limit= → tasks the caller
-        may see, soonest SLA due first."""
-
-        async def get(self, request: Request) -> Response:
-            caller = await api_caller(rt, request)
-            if caller is None:
-                return self.unauthorised()
-            try:
-                query = parse_filters(request.query, caller.viewer, teams)
-            except FilterProblem as exc:
-                if exc.status == 403:
-                    return self.json({"error": "forbidden", "fields": exc.fields}, status=403)
-                return self.invalid(exc.fields)
-            limit = _limit(request.query)
-            if limit is None:
-                return self.invalid({"limit": f"must be a whole number from 1 to {_LIST_MAX}"})
-            now = rt.clock()
-            tasks = await rt.db_for_request(list_tasks, rt.engine, query.where, now, limit)
-            body = {"tasks": [task_json(t, now) for t in tasks]}
-            return self.json(body, headers=_NO_STORE)
-
-    @app.page("/api/structural-fixes")
-    class Fixes(CxView):
-        """GET → the structural fixes, newest first (to link one when closing a task)."""
-
-        async def get(self, request: Request) -> Response:
-            if await api_caller(rt, request) is None:
-                return self.unauthorised()
-            fixes = await rt.db_for_request(list_structural_fixes, rt.engine)
-            return self.json({"fixes": [fix_json(f) for f in fixes]}, headers=_NO_STORE)
-
-    @app.page("/api/tasks/{task_id}/events")
-    class TaskEvents(CxView):
-        """GET → the task's history, oldest first."""
-
-        async def get(self, request: Request, task_id: str) -> Response:
-            found = await task_with_events(self, request, task_id)
-            if not isinstance(found, tuple):
-                return found
-            _, task, events = found
-            body = {"task_id": task.task_id, "events": [event_json(e) for e in events]}
-            return self.json(body, headers=_NO_STORE)
-
-    @app.page("/api/tasks/{task_id}/actions")
-    class TaskActions(CxView):
-        """POST {"type", "note", "details"} → 202 {"action_id"}; closure applies it. An
-        Idempotency-Key header makes a repeated request the same action."""
-
-        async def post(self, request: Request, task_id: str) -> Response:
-            structlog.contextvars.clear_contextvars()
-            caller = await self._writer(request)
-            if not isinstance(caller, Caller):
-                return caller
-            try:
-                body = json_object(await request.read())
-            except BadJson as exc:
-                return self.bad_json(exc)
-            key = request.headers.get("Idempotency-Key")
-            if key is not None and not 0 < len(key) <= _IDEMPOTENCY_KEY_MAX:
-                return self.invalid({"Idempotency-Key": "1 to 200 characters"})
-            task = await visible_task(self, caller, task_id)
-            if not isinstance(task, FollowupTask):
-                return task
-            details = body.get("details", {})
-            if details is None:
-                details = {}
-            try:
-                action = await vet(
-                    rt, caller.viewer, task, body.get("type"), body.get("note", ""), details
-                )
-            except ActionProblem as exc:
-                log.info("api_action_refused", status=exc.status, code=exc.code)
-                return self._problem(exc, task)
-            action_id = str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, key)) if key else str(uuid.uuid4())
-            await publish_action(rt, task, action, caller.viewer.username, action_id)
-            accepted = {"action_id": action_id, "task_id": task.task_id, "type": action.type.value}
-            return self.json(accepted, status=202)
-
-        async def _writer(self, request: Request) -> Caller | Response:
-            """The caller, when they may write: a browser session needs its CSRF token."""
-            caller = await api_caller(rt, request)
-            if caller is None:
-                return self.unauthorised()
-            if caller.csrf and not same_secret(request.headers.get("X-CSRF-Token"), caller.csrf):
-                log.info("api_request_refused", status=403, reason="csrf")
-                return self.json({"error": "csrf_failed"}, status=403)
-            return caller
-
-        def _problem(self, exc: ActionProblem, task: FollowupTask) -> Response:
-            if exc.status == 422:
-                return self.invalid(exc.fields)
-            body: dict[str, Any] = {"error": exc.code}
-            if exc.fields:
-                body["fields"] = exc.fields
-            if exc.status == 409:
-                body["task"] = task_json(task, rt.clock())
-            return self.json(body, status=exc.status)
-
-    @app.page("/api/tasks/{task_id}")
-    class TaskDetail(CxView):
-        """GET → the task with contact details, history and the caller's possible actions."""
-
-        async def get(self, request: Request, task_id: str) -> Response:
-            found = await task_with_events(self, request, task_id)
-            if not isinstance(found, tuple):
-                return found
-            viewer, task, events = found
-            body = task_detail_json(task, events, viewer, rt.clock())
-            return self.json(body, headers=_NO_STORE)
+    route(app, "/api/tasks", Tasks, rt)
+    route(app, "/api/structural-fixes", Fixes, rt)
+    route(app, "/api/tasks/{task_id}/events", TaskEvents, rt)
+    route(app, "/api/tasks/{task_id}/actions", TaskActions, rt)
+    route(app, "/api/tasks/{task_id}", TaskDetail, rt)
 
 
 def _limit(query: Mapping[str, str]) -> int | None:

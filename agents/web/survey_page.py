@@ -19,6 +19,7 @@ from agents.web.requests import (
     json_object,
     link_token_hash,
     preferred_locale,
+    route,
 )
 from models.store.surveys import (
     AlreadyAnswered,
@@ -95,97 +96,100 @@ async def _store_answer(
     return row.response_id
 
 
-def register(app: faust.App, rt: Runtime) -> None:
-    @app.page("/s/{token}")
-    class SurveyPage(CxView):
-        """GET shows the template's questions (never uses up the token); POST records the
-        answers, or shows the form again (422) with what was entered and what to fix."""
+class SurveyPage(CxView):
+    """GET shows the template's questions (never uses up the token); POST records the
+    answers, or shows the form again (422) with what was entered and what to fix."""
 
-        async def get(self, request: Request, token: str) -> Response:
-            structlog.contextvars.clear_contextvars()
-            try:
-                invitation = await _open_invitation(rt, token)
-            except _TOKEN_REFUSALS as exc:
-                return self._message(request, exc)
-            return self.html(self._form(invitation, token, _template_for(invitation)))
+    async def get(self, request: Request, token: str) -> Response:
+        structlog.contextvars.clear_contextvars()
+        try:
+            invitation = await _open_invitation(self.rt, token)
+        except _TOKEN_REFUSALS as exc:
+            return self._message(request, exc)
+        return self.html(self._form(invitation, token, _template_for(invitation)))
 
-        async def post(self, request: Request, token: str) -> Response:
-            structlog.contextvars.clear_contextvars()
-            try:
-                invitation = await _open_invitation(rt, token)
-                template = _template_for(invitation)
-                form = form_fields(await request.post())
-                parsed = parse_answers(template, form, invitation.locale)
-                if not parsed.ok:
-                    log.info("survey_answer_invalid", questions=sorted(parsed.codes))
-                    page = self._form(invitation, token, template, form, parsed.errors)
-                    return self.html(page, status=422)
-                await _store_answer(rt, token, template, parsed.answers)
-            except _TOKEN_REFUSALS as exc:
-                return self._message(request, exc)
-            page = survey_message_page(
-                locale=invitation.locale, title_key="thanks_title", message_key="thanks_body"
-            )
-            return self.html(page)
+    async def post(self, request: Request, token: str) -> Response:
+        structlog.contextvars.clear_contextvars()
+        try:
+            invitation = await _open_invitation(self.rt, token)
+            template = _template_for(invitation)
+            form = form_fields(await request.post())
+            parsed = parse_answers(template, form, invitation.locale)
+            if not parsed.ok:
+                log.info("survey_answer_invalid", questions=sorted(parsed.codes))
+                page = self._form(invitation, token, template, form, parsed.errors)
+                return self.html(page, status=422)
+            await _store_answer(self.rt, token, template, parsed.answers)
+        except _TOKEN_REFUSALS as exc:
+            return self._message(request, exc)
+        page = survey_message_page(
+            locale=invitation.locale, title_key="thanks_title", message_key="thanks_body"
+        )
+        return self.html(page)
 
-        def _form(
-            self,
-            invitation: SurveyInvitation,
-            token: str,
-            template: SurveyTemplate,
-            values: Mapping[str, str | list[str]] | None = None,
-            errors: Mapping[str, str] | None = None,
-        ) -> str:
-            return survey_form_page(
-                locale=invitation.locale,
-                company=invitation.partner or invitation.product or rt.settings.company_name,
-                action=f"/s/{token}",
-                template=template,
-                values=values,
-                errors=errors,
-            )
+    def _form(
+        self,
+        invitation: SurveyInvitation,
+        token: str,
+        template: SurveyTemplate,
+        values: Mapping[str, str | list[str]] | None = None,
+        errors: Mapping[str, str] | None = None,
+    ) -> str:
+        return survey_form_page(
+            locale=invitation.locale,
+            company=invitation.partner or invitation.product or self.rt.settings.company_name,
+            action=f"/s/{token}",
+            template=template,
+            values=values,
+            errors=errors,
+        )
 
-        def _message(self, request: Request, exc: Exception) -> Response:
+    def _message(self, request: Request, exc: Exception) -> Response:
+        status, key = _TOKEN_ERRORS[type(exc)]
+        locale = getattr(exc, "locale", None) or preferred_locale(
+            request.headers.get("Accept-Language")
+        )
+        page = survey_message_page(locale=locale, title_key="page_title", message_key=key)
+        log.info("survey_link_refused", status=status)
+        return self.html(page, status=status)
+
+
+class ResponsesApi(CxView):
+    """POST {"token": ..., "answers": {question id: answer}} → 201 with the response id.
+
+    The answers are those of the invitation's template; the older body shape with the
+    answers beside the token ({"token": ..., "nps": 7, "comment": "..."}) still works.
+    Invalid answers → 422 with a message and a code per question.
+    """
+
+    async def post(self, request: Request) -> Response:
+        structlog.contextvars.clear_contextvars()
+        try:
+            body = json_object(await request.read())
+        except BadJson as exc:
+            return self.bad_json(exc)
+        token = body.get("token")
+        if not isinstance(token, str) or not token:
+            return self.invalid({"token": "required: the token from the survey link"})
+        given = body["answers"] if "answers" in body else _flat_answers(body)
+        if not isinstance(given, dict):
+            return self.invalid({"answers": "must be an object: question id → answer"})
+        try:
+            invitation = await _open_invitation(self.rt, token)
+            template = _template_for(invitation)
+            parsed = parse_answers(template, given)
+            if not parsed.ok:
+                return self.invalid(parsed.errors, parsed.codes)
+            response_id = await _store_answer(self.rt, token, template, parsed.answers)
+        except _TOKEN_REFUSALS as exc:
             status, key = _TOKEN_ERRORS[type(exc)]
-            locale = getattr(exc, "locale", None) or preferred_locale(
-                request.headers.get("Accept-Language")
-            )
-            page = survey_message_page(locale=locale, title_key="page_title", message_key=key)
-            log.info("survey_link_refused", status=status)
-            return self.html(page, status=status)
+            return self.json({"error": key.removeprefix("error_")}, status=status)
+        return self.json({"response_id": response_id}, status=201)
 
-    @app.page("/api/responses")
-    class ResponsesApi(CxView):
-        """POST {"token": ..., "answers": {question id: answer}} → 201 with the response id.
 
-        The answers are those of the invitation's template; the older body shape with the
-        answers beside the token ({"token": ..., "nps": 7, "comment": "..."}) still works.
-        Invalid answers → 422 with a message and a code per question.
-        """
-
-        async def post(self, request: Request) -> Response:
-            structlog.contextvars.clear_contextvars()
-            try:
-                body = json_object(await request.read())
-            except BadJson as exc:
-                return self.bad_json(exc)
-            token = body.get("token")
-            if not isinstance(token, str) or not token:
-                return self.invalid({"token": "required: the token from the survey link"})
-            given = body["answers"] if "answers" in body else _flat_answers(body)
-            if not isinstance(given, dict):
-                return self.invalid({"answers": "must be an object: question id → answer"})
-            try:
-                invitation = await _open_invitation(rt, token)
-                template = _template_for(invitation)
-                parsed = parse_answers(template, given)
-                if not parsed.ok:
-                    return self.invalid(parsed.errors, parsed.codes)
-                response_id = await _store_answer(rt, token, template, parsed.answers)
-            except _TOKEN_REFUSALS as exc:
-                status, key = _TOKEN_ERRORS[type(exc)]
-                return self.json({"error": key.removeprefix("error_")}, status=status)
-            return self.json({"response_id": response_id}, status=201)
+def register(app: faust.App, rt: Runtime) -> None:
+    route(app, "/s/{token}", SurveyPage, rt)
+    route(app, "/api/responses", ResponsesApi, rt)
 
 
 def _flat_answers(body: Mapping[str, Any]) -> dict[str, Any]:

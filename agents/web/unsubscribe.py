@@ -26,7 +26,7 @@ from agents.web.pages.unsubscribe import (
     unsubscribe_form_page,
     unsubscribed_page,
 )
-from agents.web.requests import CxView, link_token_hash, preferred_locale
+from agents.web.requests import CxView, link_token_hash, preferred_locale, route
 from models.store.consent import TokenHolder, customer_for_token
 from streams.records import ConsentChange
 
@@ -57,39 +57,41 @@ async def publish_opt_out(rt: Runtime, holder: TokenHolder) -> ConsentChange:
     return change
 
 
-def register(app: faust.App, rt: Runtime) -> None:
-    @app.page("/u/{token}")
-    class UnsubscribePage(CxView):
-        """GET asks to confirm; POST (the form, or RFC 8058 one-click) unsubscribes."""
+class UnsubscribePage(CxView):
+    """GET asks to confirm; POST (the form, or RFC 8058 one-click) unsubscribes."""
 
-        async def get(self, request: Request, token: str) -> Response:
-            structlog.contextvars.clear_contextvars()
-            holder = await _holder(rt, token)
-            if holder is None:
-                return self._not_found(request)
-            return self.html(unsubscribe_form_page(locale=holder.locale, action=f"/u/{token}"))
+    async def get(self, request: Request, token: str) -> Response:
+        structlog.contextvars.clear_contextvars()
+        holder = await _holder(self.rt, token)
+        if holder is None:
+            return self._not_found(request)
+        return self.html(unsubscribe_form_page(locale=holder.locale, action=f"/u/{token}"))
 
-        async def post(self, request: Request, token: str) -> Response:
-            structlog.contextvars.clear_contextvars()
-            holder = await _holder(rt, token)
-            if holder is None:
-                return self._not_found(request)
-            structlog.contextvars.bind_contextvars(
-                customer_id=holder.customer_id, invitation_id=holder.invitation_id
+    async def post(self, request: Request, token: str) -> Response:
+        structlog.contextvars.clear_contextvars()
+        holder = await _holder(self.rt, token)
+        if holder is None:
+            return self._not_found(request)
+        structlog.contextvars.bind_contextvars(
+            customer_id=holder.customer_id, invitation_id=holder.invitation_id
+        )
+        try:
+            change = await publish_opt_out(self.rt, holder)
+        except (TimeoutError, KafkaError) as exc:
+            log.warning("unsubscribe_deferred", error=type(exc).__name__)
+            page = unsubscribe_error_page(
+                locale=holder.locale, message_key="unsubscribe_unavailable"
             )
-            try:
-                change = await publish_opt_out(rt, holder)
-            except (TimeoutError, KafkaError) as exc:
-                log.warning("unsubscribe_deferred", error=type(exc).__name__)
-                page = unsubscribe_error_page(
-                    locale=holder.locale, message_key="unsubscribe_unavailable"
-                )
-                return self.html(page, status=503, headers={"Retry-After": "30"})
-            log.info("unsubscribe_requested", consent_id=change.consent_id)
-            return self.html(unsubscribed_page(locale=holder.locale))
+            return self.html(page, status=503, headers={"Retry-After": "30"})
+        log.info("unsubscribe_requested", consent_id=change.consent_id)
+        return self.html(unsubscribed_page(locale=holder.locale))
 
-        def _not_found(self, request: Request) -> Response:
-            locale = preferred_locale(request.headers.get("Accept-Language"))
-            log.info("unsubscribe_link_refused", status=404)
-            page = unsubscribe_error_page(locale=locale, message_key="unsubscribe_not_found")
-            return self.html(page, status=404)
+    def _not_found(self, request: Request) -> Response:
+        locale = preferred_locale(request.headers.get("Accept-Language"))
+        log.info("unsubscribe_link_refused", status=404)
+        page = unsubscribe_error_page(locale=locale, message_key="unsubscribe_not_found")
+        return self.html(page, status=404)
+
+
+def register(app: faust.App, rt: Runtime) -> None:
+    route(app, "/u/{token}", UnsubscribePage, rt)

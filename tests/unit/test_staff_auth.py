@@ -1,4 +1,5 @@
-"""Staff accounts, API tokens, sessions and rights (models.store.staff_accounts), on SQLite."""
+"""Staff accounts, API tokens, sessions (models.store.staff_accounts, on SQLite), passwords
+(models.passwords), rights (models.staff_roles) and the sign-in throttle."""
 
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select, text
 from sqlmodel import Session, col
 
+from models import passwords
 from models.followup_rules import load_followup_rules
+from models.passwords import StaffUserError
+from models.sign_in_throttle import SignInThrottle
+from models.staff_roles import ActionProblem, ActionRequest, Viewer, vet_action
 from models.store import staff_accounts as staff_auth
 from models.store.engine import make_engine
 from models.store.schema import create_schema
 from models.store.staff_accounts import (
-    ActionProblem,
-    StaffUserError,
     StaffUserExists,
-    Viewer,
     authenticate,
     create_user,
     end_session,
@@ -33,7 +35,6 @@ from models.store.staff_accounts import (
     start_session,
     update_user,
     user_for_token,
-    vet_action,
 )
 from models.store.tables import FollowupTask, StaffSession, StaffUser
 from models.task_lifecycle import ActionType, TaskStatus, allowed_actions
@@ -87,17 +88,17 @@ def test_unknown_inactive_and_password_less_users_cost_one_verification_and_fail
     create_user(db, "robot", "staff", NOW, team="service")  # API token only
     update_user(db, "piet", active=False)
     checked: list[str] = []
-    real = staff_auth._verify
+    real = passwords.verify_password
 
     def counting(stored_hash: str, password: str) -> bool:
         checked.append(stored_hash)
         return real(stored_hash, password)
 
-    monkeypatch.setattr(staff_auth, "_verify", counting)
+    monkeypatch.setattr(staff_auth, "verify_password", counting)
     for name in ("nobody", "piet", "robot", "not a valid name!"):
         assert authenticate(db, name, PASSWORD) is None
     # One argon2 verification each, against the dummy hash: timing does not tell them apart.
-    assert checked == [staff_auth.dummy_hash()] * 4
+    assert checked == [passwords.dummy_hash()] * 4
 
 
 def test_an_old_hash_is_replaced_on_sign_in(db: Engine) -> None:
@@ -358,7 +359,7 @@ def test_vetting_refuses_by_rights_then_status(
         assert isinstance(outcome, ActionProblem)
         assert outcome.status == 409
     else:
-        assert isinstance(outcome, staff_auth.ActionRequest)
+        assert isinstance(outcome, ActionRequest)
         assert outcome.type is action
 
 
@@ -370,7 +371,7 @@ def vet_or_problem(
     details: object,
     assignee: StaffUser | None = None,
     fix_ids: tuple[str, ...] = (),
-) -> ActionProblem | staff_auth.ActionRequest:
+) -> ActionProblem | ActionRequest:
     try:
         return vet_action(
             viewer,
@@ -394,7 +395,7 @@ def vet(
     status: TaskStatus = TaskStatus.CONTACTED,
     assignee: StaffUser | None = None,
     fix_ids: tuple[str, ...] = (),
-) -> ActionProblem | staff_auth.ActionRequest:
+) -> ActionProblem | ActionRequest:
     subject = task("service", status)
     return vet_or_problem(
         viewer, subject, action, note, {} if details is None else details, assignee, fix_ids
@@ -445,7 +446,7 @@ def test_vetting_explains_what_is_wrong() -> None:
         informed,
         fix_ids=("f",),
     )
-    assert isinstance(linked, staff_auth.ActionRequest)
+    assert isinstance(linked, ActionRequest)
     assert linked.note == "done"
     assert linked.details == {
         "root_cause": "billing",
@@ -459,7 +460,7 @@ def test_vetting_explains_what_is_wrong() -> None:
         {"root_cause": "capacity", "structural_fix_title": " More engineers "},
         informed,
     )
-    assert isinstance(new_fix, staff_auth.ActionRequest)
+    assert isinstance(new_fix, ActionRequest)
     assert new_fix.details["structural_fix_title"] == "More engineers"
 
 
@@ -468,15 +469,15 @@ def test_reassigning_needs_a_lead_within_the_team() -> None:
     assert problem(vet(STAFF_A, assign, "", {"assignee": "sal"}, assignee=SAL))[0] == 403
     assert problem(vet(STAFF_A, assign, "", {"assignee": "ghost"}))[0] == 403
     taken = vet(STAFF_A, assign, "", {"assignee": "sam"}, assignee=SAM)
-    assert isinstance(taken, staff_auth.ActionRequest)
+    assert isinstance(taken, ActionRequest)
     assert taken.details == {"assignee": "sam"}
     assert problem(vet(LEAD_A, assign, "", {"assignee": "bo"}, assignee=BO))[0] == 403
     status, _, fields = problem(vet(LEAD_A, assign, "", {"assignee": "ghost"}))
     assert (status, list(fields)) == (422, ["assignee"])
     given_away = vet(LEAD_A, assign, "", {"assignee": "sal"}, assignee=SAL)
-    assert isinstance(given_away, staff_auth.ActionRequest)
+    assert isinstance(given_away, ActionRequest)
     moved = vet(ADMIN, assign, "", {"assignee": "bo"}, assignee=BO)
-    assert isinstance(moved, staff_auth.ActionRequest)
+    assert isinstance(moved, ActionRequest)
     # Rights come before the status: a staff member's reassign on a closed task is 403.
     closed = vet(STAFF_A, assign, "", {"assignee": "sal"}, TaskStatus.CLOSED, assignee=SAL)
     assert problem(closed)[0] == 403
@@ -530,7 +531,7 @@ def test_the_staff_cli_adds_lists_tokens_and_deactivates(tmp_path: Path) -> None
 
 
 def test_sign_ins_are_throttled_per_user_name_after_repeated_failures() -> None:
-    throttle = staff_auth.SignInThrottle(limit=3, window=timedelta(minutes=15), names=2)
+    throttle = SignInThrottle(limit=3, window=timedelta(minutes=15), names=2)
     for minute in range(3):
         assert not throttle.blocked("Jan", NOW + timedelta(minutes=minute))
         throttle.failed("jan ", NOW + timedelta(minutes=minute))

@@ -17,13 +17,10 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select
-from sqlmodel import Session, col
-
 from agents.rendering import render
 from models.followup_rules import PRIORITY_LEVELS, PRIORITY_NAMES, FollowupRules
-from models.store.explain import customer_timeline
-from models.store.staff_accounts import Viewer
+from models.staff_roles import Viewer
+from models.store.customer_history import CustomerHistory
 from models.store.tables import (
     FollowupAction,
     FollowupTask,
@@ -436,28 +433,15 @@ def task_page(
     )
 
 
-def customer_history(
-    engine: Engine, customer_id: str, current_task: str, zone: ZoneInfo
-) -> list[HistoryLine]:
-    """The customer's history for staff: contacts, surveys, answers with their comments,
-    tasks, and the actions on earlier tasks (this task's own are its history)."""
+def timeline_lines(history: CustomerHistory, zone: ZoneInfo) -> list[HistoryLine]:
+    """The customer's history for staff, oldest first: contacts, surveys, answers with their
+    comments, tasks, and the actions on earlier tasks (this task's own are its history)."""
     lines = [
         (e.at, HistoryLine(_when(e.at, zone), _iso(e.at), e.what.title(), e.detail))
-        for e in customer_timeline(engine, customer_id)
-        if e.what in ("contact", "survey", "task")
+        for e in history.timeline
     ]
-    with Session(engine) as session:
-        answers = session.execute(
-            select(SurveyResponse).where(col(SurveyResponse.customer_id) == customer_id)
-        ).scalars()
-        lines += [(a.submitted_at, _answer_line(a, zone)) for a in answers]
-        actions = session.execute(
-            select(FollowupAction, col(FollowupTask.origin))
-            .join(FollowupTask, col(FollowupTask.task_id) == col(FollowupAction.task_id))
-            .where(col(FollowupTask.customer_id) == customer_id)
-            .where(col(FollowupTask.task_id) != current_task)
-        ).all()
-        lines += [(a.recorded_at, _action_line(a, origin, zone)) for a, origin in actions]
+    lines += [(a.submitted_at, _answer_line(a, zone)) for a in history.answers]
+    lines += [(a.recorded_at, _action_line(a, origin, zone)) for a, origin in history.actions]
     lines.sort(key=lambda pair: pair[0])
     return [line for _, line in lines]
 
