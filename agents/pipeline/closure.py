@@ -11,13 +11,9 @@ import structlog
 
 from agents.consume import consume, send_to_dead_letters
 from agents.runtime import Runtime
-from models.store.tasks import (
-    ActionRefused,
-    TaskNotFound,
-    apply_action,
-    record_refusal,
-    recovery_event,
-)
+from models.store.answer_tasks import recovery_event
+from models.store.task_actions import ActionRefused, apply_action, record_refusal
+from models.store.task_queries import TaskNotFound
 from models.task_lifecycle import ActionType, InvalidTransition, TaskClosed, TaskStatus
 from streams.records import FollowupAction
 

@@ -19,14 +19,9 @@ import structlog
 
 from agents.mail.smtp_sender import FailureKind, SmtpFailure, SmtpSender
 from agents.runtime import Runtime
+from models.store.escalation import claim_notifications, escalate_due, finish_notification
 from models.store.tables import StaffNotification
-from models.store.tasks import (
-    claim_notifications,
-    claim_unpublished_events,
-    escalate_due,
-    finish_notification,
-    mark_events_published,
-)
+from models.store.task_events import claim_unpublished_events, mark_events_published
 
 log = structlog.get_logger("cxloop.task_outbox")
 

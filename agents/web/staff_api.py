@@ -32,12 +32,8 @@ from models.store.staff_accounts import (
     user_for_token,
 )
 from models.store.tables import FollowupTask, FollowupTaskHistory, StructuralFix
-from models.store.tasks import (
-    is_overdue,
-    list_structural_fixes,
-    list_tasks,
-    task_history,
-)
+from models.store.task_events import task_history
+from models.store.task_queries import is_overdue, list_structural_fixes, list_tasks
 
 log = structlog.get_logger("cxloop.staff_api")
 

@@ -15,23 +15,20 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from models.followup_rules import parse_followup_rules
+from models.store.answer_tasks import ScoredAnswer, open_tasks_for_answers
 from models.store.engine import transaction
+from models.store.escalation import escalate_due
 from models.store.tables import FollowupTask, StaffUser, SurveyInvitation, SurveyResponse
-from models.store.tasks import (
+from models.store.task_actions import ActionRefused, apply_action
+from models.store.task_events import (
     SYSTEM_ACTOR,
-    ActionRefused,
-    ScoredAnswer,
-    apply_action,
     claim_unpublished_events,
-    escalate_due,
     event_id_for,
-    get_task,
     mark_events_published,
-    open_tasks,
-    open_tasks_for_answers,
-    open_tasks_in,
     task_history,
 )
+from models.store.task_queries import get_task
+from models.store.tasks import open_tasks, open_tasks_in
 from models.task_lifecycle import (
     ActionType,
     InvalidTransition,
