@@ -7,6 +7,7 @@ action that could not be applied.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,21 @@ _FIX_NAMESPACE = uuid.UUID("9e3c1f0a-5b7d-4a2e-8c6f-1d2b3a4c5e6f")
 
 
 @dataclass(frozen=True)
+class ActionCommand:
+    """An action a member of staff takes on a task, for apply_action: *action_id* makes it
+    idempotent, *at* is when it is recorded, *details* carry what the type needs (assignee,
+    root cause, structural fix)."""
+
+    action_id: str
+    task_id: str
+    action_type: ActionType
+    note: str
+    actor: str
+    at: datetime
+    details: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class ActionResult:
     """A recorded action and the task after it; *fresh* is False on a replay."""
 
@@ -38,17 +54,7 @@ class ActionRefused(ValueError):
     """The action's details are not acceptable (unknown assignee, root cause, …)."""
 
 
-def apply_action(
-    engine: Engine,
-    rules: FollowupRules,
-    action_id: str,
-    task_id: str,
-    action_type: ActionType,
-    note: str,
-    actor: str,
-    now: datetime,
-    details: dict[str, Any] | None = None,
-) -> ActionResult:
+def apply_action(engine: Engine, rules: FollowupRules, command: ActionCommand) -> ActionResult:
     """Record an action, move the task and append its history; a replayed action id changes
     nothing.
 
@@ -56,7 +62,9 @@ def apply_action(
     task, InvalidTransition for an action its status does not allow, ActionRefused for bad
     details (unknown assignee or root cause).
     """
-    details = dict(details or {})
+    action_id, task_id, action_type = command.action_id, command.task_id, command.action_type
+    note, actor, now = command.note, command.actor, command.at
+    details = dict(command.details or {})
     with transaction(engine) as session:
         # Lock the task first: a second delivery of the same action waits here and then
         # finds the first one's row, instead of inserting the same action id again.
