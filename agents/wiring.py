@@ -16,7 +16,7 @@ from agents.pipeline import (
     trigger,
 )
 from agents.runtime import OffsetClock, Runtime, utc_now
-from agents.timers import response_relay, scheduler, task_event_relay, webhook_sender
+from agents.timers import escalation, response_relay, scheduler, task_event_relay, webhook_sender
 from agents.web import (
     complaint_form,
     dashboard,
@@ -44,6 +44,7 @@ AGENT_MODULES = (
     response_relay,
     scheduler,
     task_event_relay,
+    escalation,  # after task_event_relay: the ladder nudges the relay with its events
     survey_page,
     unsubscribe,
     consent,

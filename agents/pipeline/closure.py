@@ -11,13 +11,9 @@ import structlog
 
 from agents.consume import consume, send_to_dead_letters
 from agents.runtime import Runtime
-from models.store.tasks import (
-    ActionRefused,
-    TaskNotFound,
-    apply_action,
-    record_refusal,
-    recovery_event,
-)
+from models.store.answer_tasks import recovery_event
+from models.store.task_actions import ActionCommand, ActionRefused, apply_action, record_refusal
+from models.store.task_queries import TaskNotFound
 from models.task_lifecycle import ActionType, InvalidTransition, TaskClosed, TaskStatus
 from streams.records import FollowupAction
 
@@ -34,19 +30,17 @@ async def handle_action(rt: Runtime, event: faust.EventT[bytes]) -> None:
     structlog.contextvars.bind_contextvars(
         action_id=action.action_id, task_id=action.task_id, customer_id=action.customer_id
     )
+    command = ActionCommand(
+        action_id=action.action_id,
+        task_id=action.task_id,
+        action_type=action_type,
+        note=action.note,
+        actor=action.actor,
+        at=rt.clock(),
+        details=action.details,
+    )
     try:
-        result = await rt.db(
-            apply_action,
-            rt.engine,
-            rt.followup,
-            action.action_id,
-            action.task_id,
-            action_type,
-            action.note,
-            action.actor,
-            rt.clock(),
-            action.details,
-        )
+        result = await rt.db(apply_action, rt.engine, rt.followup, command)
     except TaskNotFound as exc:
         await send_to_dead_letters(rt, event, f"follow-up action not applicable: {exc!r}")
         return

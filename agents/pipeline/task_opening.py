@@ -10,7 +10,7 @@ import structlog
 
 from agents.consume import consume_batches, decode_or_dead_letter
 from agents.runtime import Runtime
-from models.store.tasks import ScoredAnswer, open_tasks_for_answers
+from models.store.answer_tasks import ScoredAnswer, open_tasks_for_answers
 from streams.records import ScoredResponse
 
 log = structlog.get_logger("cxloop.followup")

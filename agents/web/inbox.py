@@ -66,10 +66,10 @@ from models.store.staff_accounts import (
     start_session,
 )
 from models.store.tables import FollowupTask
-from models.store.tasks import (
+from models.store.task_events import task_history
+from models.store.task_queries import (
     list_structural_fixes,
     list_tasks,
-    task_history,
     tasks_version,
 )
 from models.task_lifecycle import ActionType

@@ -22,7 +22,7 @@ from agents.web.requests import bearer_token, staff_token_ok
 from models.staff_roles import API_ACTOR, ActionRequest, Viewer, parse_action_type, vet_action
 from models.store.staff_accounts import SignedIn, get_user, session_user, user_for_token
 from models.store.tables import FollowupTask
-from models.store.tasks import TaskNotFound, get_task, list_structural_fixes
+from models.store.task_queries import TaskNotFound, get_task, list_structural_fixes
 from models.task_lifecycle import ActionType
 from models.tokens import looks_like_token, new_token
 from streams.records import FollowupAction

@@ -27,12 +27,8 @@ from models.followup_rules import PRIORITY_NAMES
 from models.passwords import same_secret
 from models.staff_roles import ActionProblem, Viewer
 from models.store.tables import FollowupTask, FollowupTaskHistory, StructuralFix
-from models.store.tasks import (
-    is_overdue,
-    list_structural_fixes,
-    list_tasks,
-    task_history,
-)
+from models.store.task_events import task_history
+from models.store.task_queries import is_overdue, list_structural_fixes, list_tasks
 
 log = structlog.get_logger("cxloop.staff_api")
 

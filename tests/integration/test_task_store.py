@@ -15,23 +15,20 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from models.followup_rules import parse_followup_rules
+from models.store.answer_tasks import ScoredAnswer, open_tasks_for_answers
 from models.store.engine import transaction
+from models.store.escalation import escalate_due
 from models.store.tables import FollowupTask, StaffUser, SurveyInvitation, SurveyResponse
-from models.store.tasks import (
+from models.store.task_actions import ActionCommand, ActionRefused, apply_action
+from models.store.task_events import (
     SYSTEM_ACTOR,
-    ActionRefused,
-    ScoredAnswer,
-    apply_action,
     claim_unpublished_events,
-    escalate_due,
     event_id_for,
-    get_task,
     mark_events_published,
-    open_tasks,
-    open_tasks_for_answers,
-    open_tasks_in,
     task_history,
 )
+from models.store.task_queries import get_task
+from models.store.tasks import open_tasks, open_tasks_in
 from models.task_lifecycle import (
     ActionType,
     InvalidTransition,
@@ -192,7 +189,9 @@ def act(
     **details: Any,
 ) -> FollowupTask:
     result = apply_action(
-        engine, RULES, f"a-{next(_action_ids)}", task_id, action, note, actor, now, details
+        engine,
+        RULES,
+        ActionCommand(f"a-{next(_action_ids)}", task_id, action, note, actor, now, details),
     )
     assert result.fresh
     return result.task
@@ -489,12 +488,14 @@ def test_a_replayed_action_id_changes_nothing(engine: Engine) -> None:
     add_staff(engine, "alice", "service")
     task_id = open_one(engine, detractor(1)).task_id
     first = apply_action(
-        engine, RULES, "act-1", task_id, ActionType.NO_ANSWER, "", "alice", NOW, {}
+        engine, RULES, ActionCommand("act-1", task_id, ActionType.NO_ANSWER, "", "alice", NOW, {})
     )
     assert first.fresh and first.task.failed_attempts == 1
     later = NOW + timedelta(hours=1)
     for action in (ActionType.NO_ANSWER, ActionType.CALL_ATTEMPT):  # whatever it says now
-        again = apply_action(engine, RULES, "act-1", task_id, action, "", "bob", later, {})
+        again = apply_action(
+            engine, RULES, ActionCommand("act-1", task_id, action, "", "bob", later, {})
+        )
         assert not again.fresh
         assert again.action.type == "no_answer"
         assert again.action.actor == "alice"
@@ -512,7 +513,9 @@ def test_the_same_action_delivered_twice_at_once_is_recorded_once(
 
     def deliver(_: int) -> bool:
         return apply_action(
-            engine, RULES, "act-1", task_id, ActionType.NO_ANSWER, "", "alice", NOW, {}
+            engine,
+            RULES,
+            ActionCommand("act-1", task_id, ActionType.NO_ANSWER, "", "alice", NOW, {}),
         ).fresh
 
     with ThreadPoolExecutor(2) as pool:
@@ -885,13 +888,9 @@ def test_a_task_reassigned_to_another_team_runs_on_that_teams_calendar(engine: E
     moved = apply_action(
         engine,
         rules,
-        "a-move",
-        task.task_id,
-        ActionType.ASSIGN,
-        "",
-        "lead",
-        NOW,
-        {"assignee": "kenji"},
+        ActionCommand(
+            "a-move", task.task_id, ActionType.ASSIGN, "", "lead", NOW, {"assignee": "kenji"}
+        ),
     ).task
     # Monday 09:00 UTC is 18:00 in Tokyo, after hours: four hours from Tuesday 09:00 JST.
     assert (moved.team, moved.assignee) == ("tokyo", "kenji")

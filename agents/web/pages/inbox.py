@@ -29,7 +29,7 @@ from models.store.tables import (
     StructuralFix,
     SurveyResponse,
 )
-from models.store.tasks import TaskFilter, is_overdue
+from models.store.task_queries import TaskFilter, is_overdue
 from models.task_lifecycle import ACTION_LABELS, ActionType, TaskStatus, allowed_actions
 
 STATUS_LABELS = {
