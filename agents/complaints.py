@@ -10,12 +10,13 @@ from typing import Any
 import orjson
 from aiokafka.errors import KafkaError
 
+from agents.errors import AgentError
 from agents.runtime import Runtime
 
 PUBLISH_PATIENCE_S = 10.0
 
 
-class PublishFailed(Exception):
+class PublishFailedError(AgentError):
     """The broker did not take the complaint in time; the sender should try again."""
 
 
@@ -27,4 +28,4 @@ async def publish_complaint(rt: Runtime, event: Mapping[str, Any]) -> None:
     try:
         await asyncio.wait_for(send, PUBLISH_PATIENCE_S)
     except (TimeoutError, KafkaError) as exc:
-        raise PublishFailed(type(exc).__name__) from exc
+        raise PublishFailedError(type(exc).__name__) from exc

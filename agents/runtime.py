@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from agents.errors import AgentError
 from models.followup_rules import FollowupRules, load_followup_rules
 from models.rules import Rules, load_rules
 from streams.settings import Settings
@@ -28,7 +29,7 @@ log = structlog.get_logger("cxloop.runtime")
 REQUEST_PATIENCE_S = 5.0
 
 
-class DatabaseUnavailable(Exception):
+class DatabaseUnavailableError(AgentError):
     """The database did not answer within a web request's patience."""
 
 
@@ -67,7 +68,7 @@ class Runtime:
         return await self._db(None, fn, *args, **kwargs)
 
     async def db_for_request(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """The same for a web request: give up after a few seconds (DatabaseUnavailable),
+        """The same for a web request: give up after a few seconds (DatabaseUnavailableError),
         so the caller can answer 503 instead of hanging."""
         return await self._db(REQUEST_PATIENCE_S, fn, *args, **kwargs)
 
@@ -84,7 +85,7 @@ class Runtime:
                 if not _is_transient(exc):
                     raise
                 if deadline is not None and loop.time() + delay > deadline:
-                    raise DatabaseUnavailable(type(exc.orig).__name__) from exc
+                    raise DatabaseUnavailableError(type(exc.orig).__name__) from exc
                 log.warning("database_unavailable", error=type(exc.orig).__name__, retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

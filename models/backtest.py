@@ -25,7 +25,7 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from models.consent import SURVEY_CHANNELS, Consent, is_opted_out
-from models.contact_events import ContactEvent, ContactKind, InvalidContactEvent
+from models.contact_events import ContactEvent, ContactEventInvalidError, ContactKind
 from models.contact_events import parse_contact_event as _parse_contact_event
 from models.eligibility import CustomerView, Reason
 from models.programmes import PendingTimers, Timer, check_due, next_repeat, plan_event
@@ -158,12 +158,12 @@ def read_input(lines: Iterable[bytes]) -> BacktestInput:
         if b'"consent_id"' in line and b'"event_id"' not in line:
             try:
                 parsed.consents.append((number, _parse_consent(line)))
-            except InvalidContactEvent as exc:
+            except ContactEventInvalidError as exc:
                 parsed.invalid.append(InvalidLine(number, str(exc)))
             continue
         try:
             parsed.events.append((number, _parse_contact_event(line)))
-        except InvalidContactEvent as exc:
+        except ContactEventInvalidError as exc:
             parsed.invalid.append(InvalidLine(number, str(exc)))
     parsed.lines = number
     return parsed
@@ -173,13 +173,13 @@ def _parse_consent(raw: bytes) -> Consent:
     try:
         data = _ConsentLine.model_validate(orjson.loads(raw))
     except orjson.JSONDecodeError as exc:
-        raise InvalidContactEvent(f"not JSON: {exc.msg} at position {exc.pos}") from None
+        raise ContactEventInvalidError(f"not JSON: {exc.msg} at position {exc.pos}") from None
     except ValidationError as exc:
         where = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'consent'}: {e['msg']}"
             for e in exc.errors(include_input=False, include_url=False)
         )
-        raise InvalidContactEvent(f"consent change: {where}") from None
+        raise ContactEventInvalidError(f"consent change: {where}") from None
     return Consent(
         consent_id=data.consent_id,
         customer_id=data.customer_id,

@@ -27,6 +27,7 @@ import orjson
 from email_validator import EmailNotValidError, validate_email
 
 from models.contact_events import parse_contact_event
+from models.errors import CxloopError
 from models.survey_templates import FALLBACK_LOCALE, SURVEY_LOCALES, language_code
 from models.task_lifecycle import TaskOrigin, task_id_for
 from models.tokens import hash_token, looks_like_token
@@ -108,7 +109,7 @@ def _event(
 
 def _checked(event: dict[str, Any]) -> dict[str, Any]:
     """*event*, once the trigger's own contract (parse_contact_event) accepts it. One it
-    refuses is a bug here, so InvalidContactEvent propagates (its message quotes no values)."""
+    refuses is a bug here, so ContactEventInvalidError propagates (its message quotes no values)."""
     parse_contact_event(orjson.dumps(event))
     return event
 
@@ -116,7 +117,7 @@ def _checked(event: dict[str, Any]) -> dict[str, Any]:
 # --- e-mail -------------------------------------------------------------------------------
 
 
-class MailRefused(ValueError):
+class MailRefusedError(CxloopError, ValueError):
     """A mail that does not become a complaint: *reason* for the log, *reply* for SMTP
     (a 250 for automatic mail, so an auto-responder gets no bounce to answer)."""
 
@@ -126,14 +127,14 @@ class MailRefused(ValueError):
         self.reply = reply
 
 
-def too_large() -> MailRefused:
+def too_large() -> MailRefusedError:
     # A new exception per raise: a shared one would keep the last mail's frames alive
     # through its traceback.
-    return MailRefused("too_large", "552 5.3.4 Message too big for the complaint intake")
+    return MailRefusedError("too_large", "552 5.3.4 Message too big for the complaint intake")
 
 
-def no_sender() -> MailRefused:
-    return MailRefused("no_sender", "550 5.1.7 No usable From: address")
+def no_sender() -> MailRefusedError:
+    return MailRefusedError("no_sender", "550 5.1.7 No usable From: address")
 
 
 _AUTOMATIC_REPLY = "250 2.0.0 Automatic message ignored"
@@ -239,16 +240,16 @@ def mail_event_id(message: EmailMessage, sender: str, text: str) -> str:
 
 
 def complaint_from_mail(raw: bytes, received_at: datetime) -> dict[str, Any]:
-    """The complaint contact event of a received mail; MailRefused when it is none."""
+    """The complaint contact event of a received mail; MailRefusedError when it is none."""
     if len(raw) > MAX_MAIL_BYTES:
         raise too_large()
     try:
         event = _mail_event(raw, received_at)
-    except MailRefused:
+    except MailRefusedError:
         raise
     except (MessageError, LookupError, ValueError, TypeError):
         # Malformed beyond what the parser tolerates; the sender gets a permanent answer.
-        raise MailRefused("unreadable", "554 5.6.0 The message could not be read") from None
+        raise MailRefusedError("unreadable", "554 5.6.0 The message could not be read") from None
     return _checked(event)
 
 
@@ -258,7 +259,7 @@ def _mail_event(raw: bytes, received_at: datetime) -> dict[str, Any]:
         raise no_sender()
     why = automatic(parsed)
     if why is not None:
-        raise MailRefused(why, _AUTOMATIC_REPLY)
+        raise MailRefusedError(why, _AUTOMATIC_REPLY)
     address, name = _sender(parsed)
     subject = _one_line(str(parsed.get("Subject") or ""), 300)
     body = mail_text(parsed)

@@ -7,6 +7,8 @@ from enum import StrEnum
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from models.errors import CxloopError
+
 
 class ContactKind(StrEnum):
     PURCHASE = "purchase"
@@ -62,26 +64,26 @@ class ContactEvent(BaseModel):
     team: str | None = Field(default=None, max_length=40)
 
 
-class InvalidContactEvent(ValueError):
+class ContactEventInvalidError(CxloopError, ValueError):
     """The bytes are not a valid contact event; the message says why (no values quoted)."""
 
 
 def parse_contact_event(raw: bytes) -> ContactEvent:
-    """Validate *raw* as a contact event, or raise InvalidContactEvent with the reason."""
+    """Validate *raw* as a contact event, or raise ContactEventInvalidError with the reason."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidContactEvent(f"not valid UTF-8 at byte {exc.start}") from None
+        raise ContactEventInvalidError(f"not valid UTF-8 at byte {exc.start}") from None
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise InvalidContactEvent(f"not JSON: {exc.msg} at position {exc.pos}") from None
+        raise ContactEventInvalidError(f"not JSON: {exc.msg} at position {exc.pos}") from None
     if not isinstance(data, dict):
-        raise InvalidContactEvent(f"not a JSON object but {type(data).__name__}")
+        raise ContactEventInvalidError(f"not a JSON object but {type(data).__name__}")
     try:
         return ContactEvent.model_validate(data)
     except ValidationError as exc:
-        raise InvalidContactEvent(_describe(exc)) from None
+        raise ContactEventInvalidError(_describe(exc)) from None
 
 
 def _describe(exc: ValidationError) -> str:

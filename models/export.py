@@ -32,11 +32,13 @@ from typing import IO
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
+from models.errors import CxloopError
+
 # First characters that make a spreadsheet read a text cell as a formula (see module doc).
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 
 
-class ExportTypeError(TypeError):
+class ExportTypeError(CxloopError, TypeError):
     """A value whose type the export does not know how to write."""
 
 

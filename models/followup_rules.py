@@ -22,16 +22,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from models.calendar import BusinessCalendar, WeeklyWindow
+from models.errors import CxloopError
 
 # One locator for both rule files, so an error points at the same kind of line in each.
 from models.rules import _line_of as line_of
 
 
-class FollowupRulesError(ValueError):
+class FollowupRulesError(CxloopError, ValueError):
     """A follow-up rules file is not valid; the message names the file and line."""
 
 
-class _Located(ValueError):
+class _LocatedError(CxloopError, ValueError):
     """A problem found across tables (a route to a missing team), with the key it is at:
     pydantic reports whole-file checks without a location, so the line would be lost."""
 
@@ -226,19 +227,23 @@ class FollowupRulesFile(_Strict):
         names = [t.name for t in self.team]
         for index, name in enumerate(names):
             if name in names[:index]:
-                raise _Located(("team", index, "name"), f"team {name!r} is defined twice")
+                raise _LocatedError(("team", index, "name"), f"team {name!r} is defined twice")
         for index, route in enumerate(self.route):
             if route.team not in names:
-                raise _Located(("route", index, "team"), f"route to unknown team {route.team!r}")
+                raise _LocatedError(
+                    ("route", index, "team"), f"route to unknown team {route.team!r}"
+                )
         if self.routing.default_team not in names:
-            raise _Located(
+            raise _LocatedError(
                 ("routing", "default_team"),
                 f"default_team {self.routing.default_team!r} is not a team",
             )
         hooks = [w.name for w in self.webhook]
         for index, hook in enumerate(hooks):
             if hook in hooks[:index]:
-                raise _Located(("webhook", index, "name"), f"webhook {hook!r} is defined twice")
+                raise _LocatedError(
+                    ("webhook", index, "name"), f"webhook {hook!r} is defined twice"
+                )
         return self
 
 
@@ -307,7 +312,7 @@ def parse_followup_rules(text: str, source: str = "<followup rules>") -> Followu
         problems = []
         for error in exc.errors(include_input=False, include_url=False):
             located = error.get("ctx", {}).get("error")
-            loc = located.loc if isinstance(located, _Located) else tuple(error["loc"])
+            loc = located.loc if isinstance(located, _LocatedError) else tuple(error["loc"])
             # Drop pydantic's union and validator tags ("function-after[...]") from the path.
             loc = tuple(p for p in loc if not isinstance(p, str) or "[" not in p)
             where = ".".join(str(p) for p in loc) or "file"

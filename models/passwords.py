@@ -15,6 +15,8 @@ from functools import cache
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from models.errors import CxloopError
+
 PASSWORD_MIN = 10
 PASSWORD_MAX = 1024  # argon2 hashes anything, but a megabyte "password" is an attack
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{0,99}$")
@@ -22,7 +24,7 @@ _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{0,99}$")
 _HASHER = PasswordHasher()  # argon2id with the library's recommended parameters
 
 
-class StaffUserError(ValueError):
+class StaffUserError(CxloopError, ValueError):
     """A staff user cannot be created or changed as asked (the message says why)."""
 
 

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from models.errors import CxloopError
 from models.stats import Estimate
 
 _RELATIVE = re.compile(r"^(\d{1,5})([dwm])$")
 REPORTS = ("nps", "csat", "ces", "response-rate", "partners", "tasks")
 
 
-class ReportError(ValueError):
+class ReportError(CxloopError, ValueError):
     """A report asked for something that does not exist (dimension, grain, dates)."""
 
 

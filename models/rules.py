@@ -29,12 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from models.calendar import Duration, WeeklyWindow, parse_duration
 from models.contact_events import Channel, ContactEvent, ContactKind
+from models.errors import CxloopError
 
 SurveyChannel = Literal["email", "phone"]
 EpisodeScope = Literal["event", "case", "customer"]
 
 
-class RulesError(ValueError):
+class RulesError(CxloopError, ValueError):
     """A rules file is not valid; the message names the file and line."""
 
 
@@ -295,7 +296,7 @@ def _build(spec: RulesFile, text: bytes, source: str) -> Rules:
     )
 
 
-class _LocatedError(Exception):
+class _LocatedError(CxloopError):
     def __init__(self, loc: Sequence[str | int], message: str) -> None:
         super().__init__(message)
         self.loc = list(loc)

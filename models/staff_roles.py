@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from models.errors import CxloopError
 from models.task_lifecycle import FINAL_STATUSES, ActionType, TaskStatus, allowed_actions
 
 Role = Literal["staff", "lead", "admin"]
@@ -119,7 +120,7 @@ class Viewer:
 # --- action requests ---------------------------------------------------------------------
 
 
-class ActionProblem(Exception):
+class ActionRequestInvalidError(CxloopError):
     """Why an action request is not accepted: *status* 403, 409 or 422, a stable *code*
     and a message per field."""
 
@@ -156,12 +157,14 @@ _NOTE_REQUIRED = {
 
 
 def parse_action_type(value: object) -> ActionType:
-    """The action type named by *value*; ActionProblem 422 otherwise."""
+    """The action type named by *value*; ActionRequestInvalidError 422 otherwise."""
     try:
         return ActionType(str(value))
     except ValueError:
         names = [a.value for a in ActionType]
-        raise ActionProblem(422, "invalid", {"type": f"must be one of {names}"}) from None
+        raise ActionRequestInvalidError(
+            422, "invalid", {"type": f"must be one of {names}"}
+        ) from None
 
 
 def vet_action(
@@ -179,9 +182,11 @@ def vet_action(
     the task's status (409), then the note and details (422). *assignee* is the user named
     in details.assignee (None when unknown); *fix_ids* the structural fixes that exist."""
     if not viewer.can_see(task):
-        raise ActionProblem(403, "forbidden")
+        raise ActionRequestInvalidError(403, "forbidden")
     if action is not ActionType.ASSIGN and not viewer.can_act(task, action):
-        raise ActionProblem(403, "forbidden", {"type": f"your role may not {action.value}"})
+        raise ActionRequestInvalidError(
+            403, "forbidden", {"type": f"your role may not {action.value}"}
+        )
     fields: dict[str, str] = {}
     if not isinstance(details, Mapping):
         fields["details"] = "must be an object"
@@ -191,9 +196,9 @@ def vet_action(
         clean = _assign_details(viewer, task, details, assignee, fields)
     status = TaskStatus(task.status)
     if status in FINAL_STATUSES:
-        raise ActionProblem(409, "task_closed")
+        raise ActionRequestInvalidError(409, "task_closed")
     if action not in allowed_actions(status):
-        raise ActionProblem(
+        raise ActionRequestInvalidError(
             409, "not_possible_now", {"type": f"not possible while the task is {status.value}"}
         )
     if not isinstance(note, str) or len(note) > NOTE_MAX:
@@ -208,7 +213,7 @@ def vet_action(
     if action is ActionType.CLOSE:
         clean = _close_details(details, root_causes, fix_ids, fields)
     if fields:
-        raise ActionProblem(422, "invalid", fields)
+        raise ActionRequestInvalidError(422, "invalid", fields)
     return ActionRequest(action, text, clean)
 
 
@@ -225,12 +230,14 @@ def _assign_details(
         return {}
     if assignee is None or not assignee.active or assignee.team is None:
         if viewer.role == "staff" and name.strip().lower() != viewer.username:
-            raise ActionProblem(403, "forbidden", {"assignee": "you can only take a task"})
+            raise ActionRequestInvalidError(
+                403, "forbidden", {"assignee": "you can only take a task"}
+            )
         fields["assignee"] = "not an active member of a team"
         return {}
     if not viewer.can_act(task, ActionType.ASSIGN, assignee):
         why = "you can only take a task" if viewer.role == "staff" else "not in your team"
-        raise ActionProblem(403, "forbidden", {"assignee": why})
+        raise ActionRequestInvalidError(403, "forbidden", {"assignee": why})
     return {"assignee": assignee.username}
 
 

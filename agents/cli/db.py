@@ -26,7 +26,7 @@ from models.store.engine import make_engine
 from models.store.schema import (
     SCHEMA_DOC,
     SchemaError,
-    SchemaOutdated,
+    SchemaOutdatedError,
     check_schema,
     current_revision,
     head_revision,
@@ -101,7 +101,7 @@ def require_schema(engine: Engine) -> None:
     try:
         try:
             check_schema(engine)
-        except SchemaOutdated as exc:
+        except SchemaOutdatedError as exc:
             if exc.current is not None or exc.legacy:
                 raise
             upgrade(engine)  # nothing there yet: nothing to migrate
@@ -139,7 +139,7 @@ def current(database_url: DatabaseOption = None) -> None:
         typer.echo(f"current: {at or '(none)'}\nhead:    {head}")
         try:
             check_schema(engine)
-        except SchemaOutdated as exc:
+        except SchemaOutdatedError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
 

@@ -19,7 +19,7 @@ from models.followup_rules import FollowupRulesError, load_followup_rules
 from models.passwords import StaffUserError
 from models.store.engine import make_engine
 from models.store.staff_accounts import (
-    UnknownStaffUser,
+    StaffUserUnknownError,
     create_user,
     issue_api_token,
     list_users,
@@ -108,7 +108,7 @@ def token(
     engine = _engine(database_url)
     try:
         secret = issue_api_token(engine, username)
-    except (UnknownStaffUser, StaffUserError):
+    except (StaffUserUnknownError, StaffUserError):
         typer.echo(f"no active staff user {username!r}", err=True)
         raise typer.Exit(1) from None
     finally:
@@ -147,7 +147,7 @@ def deactivate(
     engine = _engine(database_url)
     try:
         update_user(engine, username, active=False)
-    except (UnknownStaffUser, StaffUserError):
+    except (StaffUserUnknownError, StaffUserError):
         typer.echo(f"no staff user {username!r}", err=True)
         raise typer.Exit(1) from None
     finally:

@@ -11,9 +11,9 @@ import faust
 import structlog
 from aiosmtpd.smtp import SMTP
 
-from agents.complaints import PublishFailed, publish_complaint
+from agents.complaints import PublishFailedError, publish_complaint
 from agents.runtime import Runtime
-from models.complaints import MAX_MAIL_BYTES, MailRefused, complaint_from_mail
+from models.complaints import MAX_MAIL_BYTES, MailRefusedError, complaint_from_mail
 
 log = structlog.get_logger("cxloop.complaint_intake")
 
@@ -36,7 +36,7 @@ class IntakeHandler:
             return "250 2.0.0 Delivery report ignored"
         try:
             event = complaint_from_mail(raw, self.rt.clock())
-        except MailRefused as refused:
+        except MailRefusedError as refused:
             log.info("complaint_mail_refused", reason=refused.reason, size=len(raw))
             return refused.reply
         structlog.contextvars.bind_contextvars(
@@ -44,7 +44,7 @@ class IntakeHandler:
         )
         try:
             await publish_complaint(self.rt, event)
-        except PublishFailed as exc:
+        except PublishFailedError as exc:
             log.warning("complaint_mail_deferred", error=str(exc))
             return "451 4.3.0 Cannot take the complaint now, try again later"
         log.info("complaint_mail_received")

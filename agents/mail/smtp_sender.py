@@ -9,6 +9,7 @@ from enum import StrEnum
 
 import aiosmtplib
 
+from agents.errors import AgentError
 from streams.settings import Settings
 
 
@@ -18,7 +19,7 @@ class FailureKind(StrEnum):
     AMBIGUOUS = "ambiguous"  # the server may have taken it: never resend
 
 
-class SmtpFailure(Exception):
+class SmtpFailedError(AgentError):
     def __init__(self, kind: FailureKind, detail: str) -> None:
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
@@ -46,7 +47,7 @@ class SmtpSender:
         self._lock = asyncio.Lock()
 
     async def send(self, message: EmailMessage) -> None:
-        """Send *message*, or raise SmtpFailure saying whether to retry.
+        """Send *message*, or raise SmtpFailedError saying whether to retry.
 
         Up to RCPT nothing is delivered, so errors there are plain temporary or permanent.
         Once the message body is on its way, a lost connection or a missing reply means the
@@ -63,15 +64,15 @@ class SmtpSender:
                 await client.rcpt(recipient, encoding=encoding)
             except (aiosmtplib.SMTPException, OSError) as exc:
                 await self._drop()
-                raise SmtpFailure(classify(exc), _describe(exc)) from exc
+                raise SmtpFailedError(classify(exc), _describe(exc)) from exc
             try:
                 await client.data(message.as_bytes())
             except aiosmtplib.SMTPResponseException as exc:
                 await self._drop()  # the relay answered: it did not take the message
-                raise SmtpFailure(classify(exc), _describe(exc)) from exc
+                raise SmtpFailedError(classify(exc), _describe(exc)) from exc
             except (aiosmtplib.SMTPException, OSError) as exc:
                 await self._drop()
-                raise SmtpFailure(FailureKind.AMBIGUOUS, _describe(exc)) from exc
+                raise SmtpFailedError(FailureKind.AMBIGUOUS, _describe(exc)) from exc
 
     async def _connected(self) -> aiosmtplib.SMTP:
         if self._client is not None and self._client.is_connected:

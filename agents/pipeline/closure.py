@@ -12,9 +12,14 @@ import structlog
 from agents.consume import consume, send_to_dead_letters
 from agents.runtime import Runtime
 from models.store.answer_tasks import recovery_event
-from models.store.task_actions import ActionCommand, ActionRefused, apply_action, record_refusal
-from models.store.task_queries import TaskNotFound
-from models.task_lifecycle import ActionType, InvalidTransition, TaskClosed, TaskStatus
+from models.store.task_actions import (
+    ActionCommand,
+    ActionRefusedError,
+    apply_action,
+    record_refusal,
+)
+from models.store.task_queries import TaskUnknownError
+from models.task_lifecycle import ActionType, TaskClosedError, TaskStatus, TransitionInvalidError
 from streams.records import FollowupAction
 
 log = structlog.get_logger("cxloop.closure")
@@ -41,10 +46,10 @@ async def handle_action(rt: Runtime, event: faust.EventT[bytes]) -> None:
     )
     try:
         result = await rt.db(apply_action, rt.engine, rt.followup, command)
-    except TaskNotFound as exc:
+    except TaskUnknownError as exc:
         await send_to_dead_letters(rt, event, f"follow-up action not applicable: {exc!r}")
         return
-    except (TaskClosed, InvalidTransition, ActionRefused) as exc:
+    except (TaskClosedError, TransitionInvalidError, ActionRefusedError) as exc:
         # Someone else acted first, or the task moved on: not bad input, but news for the
         # member of staff, so it goes on the task's history (and the inbox shows it).
         await rt.db(

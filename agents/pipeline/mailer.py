@@ -12,7 +12,7 @@ import structlog
 
 from agents.consume import consume_batches, decode_or_dead_letter, send_to_dead_letters
 from agents.mail.invitation import build_invitation_mail
-from agents.mail.smtp_sender import FailureKind, SenderPool, SmtpFailure
+from agents.mail.smtp_sender import FailureKind, SenderPool, SmtpFailedError
 from agents.runtime import Runtime
 from models.store.reminders import (
     ReminderClaim,
@@ -159,7 +159,7 @@ async def _send(
     )
     try:
         await pool.send(message)
-    except SmtpFailure as failure:
+    except SmtpFailedError as failure:
         status = {
             FailureKind.TRANSIENT: "pending",
             FailureKind.PERMANENT: "failed",

@@ -11,7 +11,7 @@ import structlog
 from agents.consume import consume_batches, decode_or_dead_letter
 from agents.pipeline.survey_dispatch import dispatch_invitations
 from agents.runtime import Runtime
-from models.contact_events import InvalidContactEvent, parse_contact_event
+from models.contact_events import ContactEventInvalidError, parse_contact_event
 from models.store.decisions import decide_contacts
 
 log = structlog.get_logger("cxloop.trigger")
@@ -21,7 +21,7 @@ async def handle_contacts(rt: Runtime, events: Sequence[faust.EventT[bytes]]) ->
     """Decode → plan, record and fire due surveys and open complaint tasks in SQL → send
     invitations (task events go out through the task outbox)."""
     decoded = await decode_or_dead_letter(
-        rt, events, parse_contact_event, "contact event", (InvalidContactEvent,)
+        rt, events, parse_contact_event, "contact event", (ContactEventInvalidError,)
     )
     contacts = [contact for _, contact in decoded]
     if not contacts:

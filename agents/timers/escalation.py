@@ -13,7 +13,7 @@ from email.utils import make_msgid
 import faust
 import structlog
 
-from agents.mail.smtp_sender import FailureKind, SmtpFailure, SmtpSender
+from agents.mail.smtp_sender import FailureKind, SmtpFailedError, SmtpSender
 from agents.runtime import Runtime
 from models.store.escalation import claim_notifications, escalate_due, finish_notification
 from models.store.tables import StaffNotification
@@ -60,7 +60,7 @@ async def send_notifications(rt: Runtime, sender: SmtpSender) -> int:
         try:
             await sender.send(staff_mail(rt, row))
             sent += 1
-        except SmtpFailure as exc:
+        except SmtpFailedError as exc:
             error = exc.detail
             # An ambiguous failure may have been delivered: a second copy is better than
             # a lost escalation, but not ten of them.

@@ -13,6 +13,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
+from agents.errors import AgentError
 from models.followup_rules import WebhookSpec
 from models.webhook_signing import WebhookConfigError
 
@@ -29,7 +30,7 @@ def check_urls(specs: Sequence[WebhookSpec]) -> None:
             raise WebhookConfigError(f"webhook {spec.name!r}: the url needs http(s) and a host")
 
 
-class RefusedAddress(OSError):
+class AddressRefusedError(AgentError, OSError):
     """The target is an address webhooks must not reach (loopback, private, …). An OSError,
     so aiohttp's connect path carries it as the reason a connection failed."""
 
@@ -87,9 +88,9 @@ def address_refusal(host: str, allow_private: bool) -> str | None:
     return f"{shown} is {article} {kind} address"
 
 
-def _refused(reason: str, allow_private: bool) -> RefusedAddress:
+def _refused(reason: str, allow_private: bool) -> AddressRefusedError:
     hint = "" if allow_private else " (allow_private is off)"
-    return RefusedAddress(f"refused: {reason}{hint}")
+    return AddressRefusedError(f"refused: {reason}{hint}")
 
 
 def check_target(url: str, allow_private: bool) -> None:
@@ -98,10 +99,10 @@ def check_target(url: str, allow_private: bool) -> None:
     and again when connected, see GuardedResolver and guarded_socket_factory)."""
     parsed = URL(url)
     if parsed.scheme not in ("http", "https"):
-        raise RefusedAddress(f"refused: scheme {parsed.scheme!r} (only http and https)")
+        raise AddressRefusedError(f"refused: scheme {parsed.scheme!r} (only http and https)")
     host = parsed.raw_host  # an IPv6 literal without its brackets
     if not host:
-        raise RefusedAddress("refused: the URL has no host")
+        raise AddressRefusedError("refused: the URL has no host")
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
@@ -150,12 +151,12 @@ def guarded_socket_factory(allow_private: bool) -> SocketFactoryType:
     return factory
 
 
-def refusal_in(exc: BaseException) -> RefusedAddress | None:
-    """The RefusedAddress behind an exception aiohttp raised, if that is what it was."""
+def refusal_in(exc: BaseException) -> AddressRefusedError | None:
+    """The AddressRefusedError behind an exception aiohttp raised, if that is what it was."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, RefusedAddress):
+        if isinstance(current, AddressRefusedError):
             return current
         seen.add(id(current))
         inner = getattr(current, "os_error", None)  # aiohttp's ClientConnectorError

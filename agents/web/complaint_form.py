@@ -18,7 +18,8 @@ import structlog
 from aiohttp import web
 from faust.web import Request, Response
 
-from agents.complaints import PublishFailed, publish_complaint
+from agents.complaints import PublishFailedError, publish_complaint
+from agents.errors import AgentError
 from agents.runtime import Runtime
 from agents.web.pages.complaint import complaint_form_page, complaint_received_page
 from agents.web.requests import CxView, preferred_locale, route
@@ -37,31 +38,31 @@ FORM_FIELDS_MAX = 20
 # --- web form -----------------------------------------------------------------------------
 
 
-class BadForm(ValueError):
+class FormInvalidError(AgentError, ValueError):
     """The post is not a complaint form this page could have sent."""
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """The posted fields (the first value of each); BadForm when the body is too large,
+    """The posted fields (the first value of each); FormInvalidError when the body is too large,
     not URL-encoded or not UTF-8."""
     declared = request.headers.get("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
-        raise BadForm("too_large")
+        raise FormInvalidError("too_large")
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
-        raise BadForm("not_urlencoded")
+        raise FormInvalidError("not_urlencoded")
     body = bytearray()
     stream = cast(web.Request, request).content  # faust's aiohttp driver: stream the body
     async for chunk in stream.iter_chunked(4096):
         body += chunk
         if len(body) > MAX_FORM_BYTES:
-            raise BadForm("too_large")
+            raise FormInvalidError("too_large")
     try:
         pairs = parse_qsl(
             body.decode("utf-8"), keep_blank_values=True, max_num_fields=FORM_FIELDS_MAX
         )
     except (UnicodeDecodeError, ValueError):
-        raise BadForm("not_a_form") from None
+        raise FormInvalidError("not_a_form") from None
     fields: dict[str, str] = {}
     for name, value in pairs:
         fields.setdefault(name, value)
@@ -83,7 +84,7 @@ class ComplaintPage(CxView):
         locale = preferred_locale(request.headers.get("Accept-Language"))
         try:
             fields = await read_form(request)
-        except BadForm as exc:
+        except FormInvalidError as exc:
             log.info("complaint_form_refused", reason=str(exc))
             status = 413 if str(exc) == "too_large" else 400
             return self.html(self._form(locale, {}), status=status)
@@ -102,7 +103,7 @@ class ComplaintPage(CxView):
         )
         try:
             await publish_complaint(self.rt, event)
-        except PublishFailed as exc:
+        except PublishFailedError as exc:
             log.warning("complaint_form_deferred", error=str(exc))
             page = self._form(locale, result.values, notice="unavailable")
             return self.html(page, status=503, headers={"Retry-After": "30"})

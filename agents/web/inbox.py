@@ -23,7 +23,7 @@ from faust.web import Request, Response
 from agents.runtime import Runtime
 from agents.web.pages.inbox import (
     SECURITY_HEADERS,
-    FilterProblem,
+    FilterInvalidError,
     PageChrome,
     action_form,
     cookie,
@@ -57,7 +57,7 @@ from agents.web.staff_access import (
 )
 from models.passwords import same_secret
 from models.sign_in_throttle import SignInThrottle
-from models.staff_roles import ActionProblem, Viewer
+from models.staff_roles import ActionRequestInvalidError, Viewer
 from models.store.customer_history import customer_history
 from models.store.staff_accounts import (
     assignable_users,
@@ -312,7 +312,7 @@ class Poll(CxView):
             query = parse_filters(
                 request.query, caller.viewer, list(rt.followup.teams), default_status="active"
             )
-        except FilterProblem as exc:
+        except FilterInvalidError as exc:
             body = {"error": "invalid_filter", "fields": exc.fields}
             return self.json(body, status=exc.status, headers=dict(SECURITY_HEADERS))
         version = await rt.db_for_request(tasks_version, rt.engine, query.where, rt.clock())
@@ -333,7 +333,7 @@ class TaskList(CxView):
         shown_teams = teams if viewer.is_admin else [viewer.team or ""]
         try:
             query = parse_filters(request.query, viewer, teams, default_status="active")
-        except FilterProblem as exc:
+        except FilterInvalidError as exc:
             page = list_page(
                 chrome=chrome(rt, caller),
                 rows=[],
@@ -394,7 +394,7 @@ class TaskActions(CxView):
             action = await vet(
                 rt, caller.viewer, task, form.get("type"), form.get("note", ""), details
             )
-        except ActionProblem as exc:
+        except ActionRequestInvalidError as exc:
             log.info("inbox_action_refused", status=exc.status, code=exc.code)
             errors = exc.fields or {"type": _PROBLEMS.get(exc.code, exc.code)}
             page = await render_task(rt, caller, task, values=form, errors=errors)

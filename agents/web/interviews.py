@@ -23,8 +23,8 @@ from agents.web.pages.interviews import (
     login_page,
 )
 from agents.web.requests import (
-    BadJson,
     CxView,
+    JsonInvalidError,
     authorised,
     form_fields,
     json_object,
@@ -46,16 +46,16 @@ from models.store.call_list import (
     CALL_OUTCOMES,
     INTERVIEWER_MAX,
     CallAttempt,
-    CallClosed,
-    CallExpired,
-    CallUnknown,
+    CallClosedError,
+    CallExpiredError,
+    CallUnknownError,
     OpenCall,
     call_to_make,
     open_calls,
     record_call_attempt,
     record_interview,
 )
-from models.store.surveys import AlreadyAnswered
+from models.store.surveys import AlreadyAnsweredError
 from models.survey_templates import AnswerValue, SurveyTemplate, headline, parse_answers
 
 log = structlog.get_logger("cxloop.interviews")
@@ -68,10 +68,10 @@ CSRF_FIELD = "_csrf"  # never a question id: those start with a letter
 OUTCOME_FIELD = "_outcome"
 
 _CALL_ERRORS: dict[type[Exception], tuple[int, str, str]] = {
-    CallUnknown: (404, "not_found", "There is no phone survey with this id."),
-    CallExpired: (410, "expired", "This phone survey has expired."),
-    AlreadyAnswered: (409, "answered", "This phone survey has already been answered."),
-    CallClosed: (409, "closed", "This customer has left the call list (not reachable)."),
+    CallUnknownError: (404, "not_found", "There is no phone survey with this id."),
+    CallExpiredError: (410, "expired", "This phone survey has expired."),
+    AlreadyAnsweredError: (409, "answered", "This phone survey has already been answered."),
+    CallClosedError: (409, "closed", "This customer has left the call list (not reachable)."),
 }
 _CALL_EXCEPTIONS = tuple(_CALL_ERRORS)
 
@@ -327,7 +327,7 @@ class InterviewApi(CxView):
             return self.unauthorised()
         try:
             body = json_object(await request.read())
-        except BadJson as exc:
+        except JsonInvalidError as exc:
             return self.bad_json(exc)
         fields = _body_problems(body)
         if fields:

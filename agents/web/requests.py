@@ -15,8 +15,9 @@ import faust
 import orjson
 from faust.web import Request, Response, View
 
+from agents.errors import AgentError
 from agents.rendering import FALLBACK_LOCALE, SUPPORTED_LOCALES
-from agents.runtime import DatabaseUnavailable, Runtime
+from agents.runtime import DatabaseUnavailableError, Runtime
 from models.survey_templates import language_code
 from models.tokens import hash_token, looks_like_token
 
@@ -40,18 +41,18 @@ def form_fields(post: Any) -> dict[str, str | list[str]]:
     return fields
 
 
-class BadJson(ValueError):
+class JsonInvalidError(AgentError, ValueError):
     """The request body is not a JSON object."""
 
 
 def json_object(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object; BadJson if it is not one."""
+    """The body as a JSON object; JsonInvalidError if it is not one."""
     try:
         data = orjson.loads(body or b"")
     except orjson.JSONDecodeError as exc:
-        raise BadJson(f"body is not JSON: {exc.msg}") from None
+        raise JsonInvalidError(f"body is not JSON: {exc.msg}") from None
     if not isinstance(data, dict):
-        raise BadJson("body must be a JSON object")
+        raise JsonInvalidError("body must be a JSON object")
     return data
 
 
@@ -89,7 +90,7 @@ class CxView(View):
     async def dispatch(self, request: Any) -> Any:
         try:
             return await super().dispatch(request)
-        except DatabaseUnavailable:
+        except DatabaseUnavailableError:
             return self.json(
                 {"error": "database_unavailable"}, status=503, headers={"Retry-After": "5"}
             )
@@ -100,7 +101,7 @@ class CxView(View):
             {"error": "unauthorised"}, status=401, headers={"WWW-Authenticate": "Bearer"}
         )
 
-    def bad_json(self, exc: BadJson) -> Response:
+    def bad_json(self, exc: JsonInvalidError) -> Response:
         """400: the body is not a JSON object."""
         return self.json({"error": "bad_request", "detail": str(exc)}, status=400)
 

@@ -22,7 +22,7 @@ from agents.web.requests import bearer_token, staff_token_ok
 from models.staff_roles import API_ACTOR, ActionRequest, Viewer, parse_action_type, vet_action
 from models.store.staff_accounts import SignedIn, get_user, session_user, user_for_token
 from models.store.tables import FollowupTask
-from models.store.task_queries import TaskNotFound, get_task, list_structural_fixes
+from models.store.task_queries import TaskUnknownError, get_task, list_structural_fixes
 from models.task_lifecycle import ActionType
 from models.tokens import looks_like_token, new_token
 from streams.records import FollowupAction
@@ -166,7 +166,7 @@ class Refusal:
 async def load_task(rt: Runtime, task_id: str) -> FollowupTask | None:
     try:
         return await rt.db_for_request(get_task, rt.engine, task_id)
-    except TaskNotFound:
+    except TaskUnknownError:
         return None
 
 
@@ -188,7 +188,7 @@ async def vet(
     note: object,
     details: object,
 ) -> ActionRequest:
-    """vet_action with what it needs from the database; ActionProblem when refused."""
+    """vet_action with what it needs from the database; ActionRequestInvalidError when refused."""
     action = parse_action_type(type_value)
     assignee = None
     if action is ActionType.ASSIGN and isinstance(details, dict):

@@ -20,12 +20,12 @@ import structlog
 from faust.web import Request, Response
 
 from agents.runtime import Runtime
-from agents.web.pages.inbox import FilterProblem, parse_filters
-from agents.web.requests import BadJson, CxView, json_object, route
+from agents.web.pages.inbox import FilterInvalidError, parse_filters
+from agents.web.requests import CxView, JsonInvalidError, json_object, route
 from agents.web.staff_access import Caller, api_caller, publish_action, vet, visible_task
 from models.followup_rules import PRIORITY_NAMES
 from models.passwords import same_secret
-from models.staff_roles import ActionProblem, Viewer
+from models.staff_roles import ActionRequestInvalidError, Viewer
 from models.store.tables import FollowupTask, FollowupTaskHistory, StructuralFix
 from models.store.task_events import task_history
 from models.store.task_queries import is_overdue, list_structural_fixes, list_tasks
@@ -159,7 +159,7 @@ class Tasks(CxView):
             return self.unauthorised()
         try:
             query = parse_filters(request.query, caller.viewer, list(rt.followup.teams))
-        except FilterProblem as exc:
+        except FilterInvalidError as exc:
             if exc.status == 403:
                 return self.json({"error": "forbidden", "fields": exc.fields}, status=403)
             return self.invalid(exc.fields)
@@ -205,7 +205,7 @@ class TaskActions(CxView):
             return caller
         try:
             body = json_object(await request.read())
-        except BadJson as exc:
+        except JsonInvalidError as exc:
             return self.bad_json(exc)
         key = request.headers.get("Idempotency-Key")
         if key is not None and not 0 < len(key) <= _IDEMPOTENCY_KEY_MAX:
@@ -220,7 +220,7 @@ class TaskActions(CxView):
             action = await vet(
                 self.rt, caller.viewer, task, body.get("type"), body.get("note", ""), details
             )
-        except ActionProblem as exc:
+        except ActionRequestInvalidError as exc:
             log.info("api_action_refused", status=exc.status, code=exc.code)
             return self._problem(exc, task)
         action_id = str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, key)) if key else str(uuid.uuid4())
@@ -238,7 +238,7 @@ class TaskActions(CxView):
             return self.json({"error": "csrf_failed"}, status=403)
         return caller
 
-    def _problem(self, exc: ActionProblem, task: FollowupTask) -> Response:
+    def _problem(self, exc: ActionRequestInvalidError, task: FollowupTask) -> Response:
         if exc.status == 422:
             return self.invalid(exc.fields)
         body: dict[str, Any] = {"error": exc.code}

@@ -13,8 +13,8 @@ from agents.runtime import Runtime
 from agents.timers.response_relay import publish_or_defer
 from agents.web.pages.survey import survey_form_page, survey_message_page
 from agents.web.requests import (
-    BadJson,
     CxView,
+    JsonInvalidError,
     form_fields,
     json_object,
     link_token_hash,
@@ -22,9 +22,9 @@ from agents.web.requests import (
     route,
 )
 from models.store.surveys import (
-    AlreadyAnswered,
-    TokenExpired,
-    TokenUnknown,
+    AlreadyAnsweredError,
+    TokenExpiredError,
+    TokenUnknownError,
     invitation_for_token,
     record_response,
 )
@@ -33,7 +33,7 @@ from models.survey_templates import (
     DEFAULT_TEMPLATE,
     AnswerValue,
     SurveyTemplate,
-    TemplateUnknown,
+    TemplateUnknownError,
     headline,
     load_template,
     parse_answers,
@@ -43,9 +43,9 @@ from models.tokens import hash_token
 log = structlog.get_logger("cxloop.survey_page")
 
 _TOKEN_ERRORS: dict[type[Exception], tuple[int, str]] = {
-    TokenUnknown: (404, "error_not_found"),
-    TokenExpired: (410, "error_expired"),
-    AlreadyAnswered: (409, "error_answered"),
+    TokenUnknownError: (404, "error_not_found"),
+    TokenExpiredError: (410, "error_expired"),
+    AlreadyAnsweredError: (409, "error_answered"),
 }
 _TOKEN_REFUSALS = tuple(_TOKEN_ERRORS)
 
@@ -53,7 +53,7 @@ _TOKEN_REFUSALS = tuple(_TOKEN_ERRORS)
 async def _open_invitation(rt: Runtime, token: str) -> SurveyInvitation:
     token_hash = link_token_hash(token)
     if token_hash is None:
-        raise TokenUnknown("malformed")
+        raise TokenUnknownError("malformed")
     return await rt.db_for_request(invitation_for_token, rt.engine, token_hash, rt.clock())
 
 
@@ -65,7 +65,7 @@ def template_for(name: str, invitation_id: str) -> SurveyTemplate:
     """The survey template called *name*; the default one if this worker does not know it."""
     try:
         return load_template(name)
-    except TemplateUnknown:
+    except TemplateUnknownError:
         log.warning(
             "survey_template_unknown",
             template=name[:100],
@@ -166,7 +166,7 @@ class ResponsesApi(CxView):
         structlog.contextvars.clear_contextvars()
         try:
             body = json_object(await request.read())
-        except BadJson as exc:
+        except JsonInvalidError as exc:
             return self.bad_json(exc)
         token = body.get("token")
         if not isinstance(token, str) or not token:

@@ -17,7 +17,8 @@ from sqlmodel import Session, col
 
 from models.store.consent import opted_out
 from models.store.engine import transaction
-from models.store.surveys import AlreadyAnswered, store_answer
+from models.store.errors import StoreError
+from models.store.surveys import AlreadyAnsweredError, store_answer
 from models.store.tables import SurveyInvitation, SurveyResponse, UTCDateTime
 
 CallOutcome = Literal["no_answer", "wrong_number", "refused"]
@@ -40,15 +41,15 @@ def phone_invitations(engine: Engine, invitation_ids: Sequence[str]) -> dict[str
 # --- the call list -------------------------------------------------------------------------
 
 
-class CallUnknown(LookupError):
+class CallUnknownError(StoreError, LookupError):
     """No phone survey has this invitation id (an e-mail survey counts as unknown)."""
 
 
-class CallExpired(Exception):
+class CallExpiredError(StoreError):
     """The phone survey is past its expiry."""
 
 
-class CallClosed(Exception):
+class CallClosedError(StoreError):
     """The phone survey left the call list: the customer could not or would not be reached."""
 
     def __init__(self, invitation_id: str, reason: str | None) -> None:
@@ -139,13 +140,13 @@ def open_calls(engine: Engine, now: datetime, limit: int = 200) -> list[OpenCall
 
 def _check_open(row: Any, invitation_id: str, now: datetime) -> None:
     if row is None:
-        raise CallUnknown(invitation_id)
+        raise CallUnknownError(invitation_id)
     if row.answered_at is not None:
-        raise AlreadyAnswered(invitation_id, row.locale)
+        raise AlreadyAnsweredError(invitation_id, row.locale)
     if row.delivery_status != "pending":
-        raise CallClosed(invitation_id, row.delivery_error)
+        raise CallClosedError(invitation_id, row.delivery_error)
     if row.expires_at is None or row.expires_at <= now:
-        raise CallExpired(invitation_id)
+        raise CallExpiredError(invitation_id)
 
 
 def _phone_row(session: Session, invitation_id: str, *, lock: bool) -> Any:
@@ -158,7 +159,8 @@ def _phone_row(session: Session, invitation_id: str, *, lock: bool) -> Any:
 
 
 def call_to_make(engine: Engine, invitation_id: str, now: datetime) -> OpenCall:
-    """One open call; CallUnknown, AlreadyAnswered, CallClosed or CallExpired otherwise."""
+    """One open call; CallUnknownError, AlreadyAnsweredError, CallClosedError or
+    CallExpiredError otherwise."""
     with transaction(engine) as session:
         row = _phone_row(session, invitation_id, lock=False)
         _check_open(row, invitation_id, now)
@@ -177,7 +179,7 @@ def record_interview(
     now: datetime,
 ) -> SurveyResponse:
     """Store the answers an interviewer took on the phone: the one answer the invitation
-    allows (a second gets AlreadyAnswered), published later by the response outbox.
+    allows (a second gets AlreadyAnsweredError), published later by the response outbox.
 
     *answers* are validated (models.survey_templates.parse_answers) and nps, csat, ces and
     comment the headline values taken from them.

@@ -4,7 +4,7 @@ before it starts, and the schema documentation generated from the models.
 Revisions live in models/store/migrations/versions/<id>.py with readable ids (0001_baseline,
 0002_…). A database made by an older cxloop with create_all has cxloop tables but no
 alembic_version; upgrade() stamps it 0001_baseline when its tables are exactly what that
-revision creates, and refuses (SchemaMismatch) when they are not.
+revision creates, and refuses (SchemaMismatchError) when they are not.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from sqlalchemy.schema import CheckConstraint, Index, UniqueConstraint
 from sqlmodel import SQLModel
 
 from models.store.engine import make_engine
+from models.store.errors import StoreError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SCHEMA_DOC = Path(__file__).with_name("SCHEMA.md")
@@ -37,11 +38,11 @@ UPGRADE_HINT = "run `cxloop db upgrade` (with the database URL setting CXLOOP_DA
 _PG_MIGRATION_LOCK = 0x6378_6C6F_6F70  # "cxloop"
 
 
-class SchemaError(Exception):
+class SchemaError(StoreError):
     """The database's schema is not one this cxloop can work with as it is."""
 
 
-class SchemaOutdated(SchemaError):
+class SchemaOutdatedError(SchemaError):
     """The database is behind this cxloop's head revision (or has no revision at all)."""
 
     def __init__(self, current: str | None, expected: str, *, legacy: bool = False) -> None:
@@ -61,7 +62,7 @@ class SchemaOutdated(SchemaError):
         super().__init__(state if legacy else f"{state}: {UPGRADE_HINT}")
 
 
-class SchemaUnknown(SchemaError):
+class SchemaUnknownError(SchemaError):
     """The database is at a revision this cxloop does not have (a newer cxloop made it)."""
 
     def __init__(self, current: str, expected: str) -> None:
@@ -73,7 +74,7 @@ class SchemaUnknown(SchemaError):
         )
 
 
-class SchemaMismatch(SchemaError):
+class SchemaMismatchError(SchemaError):
     """Tables from an older cxloop that are not exactly the baseline: no safe stamp."""
 
     def __init__(self, differences: list[str]) -> None:
@@ -163,7 +164,7 @@ def _current(connection: Connection) -> str | None:
 
 
 def check_schema(engine: Engine) -> None:
-    """Raise SchemaOutdated (or SchemaUnknown) unless the database is at head."""
+    """Raise SchemaOutdatedError (or SchemaUnknownError) unless the database is at head."""
     expected = head_revision()
     with engine.connect() as connection:
         current = _current(connection)
@@ -171,8 +172,8 @@ def check_schema(engine: Engine) -> None:
     if current == expected:
         return
     if current is not None and current not in {r.id for r in revisions()}:
-        raise SchemaUnknown(current, expected)
-    raise SchemaOutdated(current, expected, legacy=legacy)
+        raise SchemaUnknownError(current, expected)
+    raise SchemaOutdatedError(current, expected, legacy=legacy)
 
 
 @contextmanager
@@ -190,15 +191,15 @@ def _engine_for(engine_or_url: Engine | str) -> Iterator[Engine]:
 def upgrade(engine_or_url: Engine | str, revision: str = "head") -> str | None:
     """Migrate the database to *revision* in one transaction; returns the revision it is
     at afterwards. Tables from a cxloop without migrations are stamped 0001_baseline first
-    when they match it exactly (SchemaMismatch when they do not)."""
+    when they match it exactly (SchemaMismatchError when they do not)."""
     with _engine_for(engine_or_url) as engine, _migrating(engine) as connection:
         current = _current(connection)
         if current is not None and current not in {r.id for r in revisions()}:
-            raise SchemaUnknown(current, head_revision())
+            raise SchemaUnknownError(current, head_revision())
         if current is None and _cxloop_tables(connection):
             differences = _baseline_differences(connection)
             if differences:
-                raise SchemaMismatch(differences)
+                raise SchemaMismatchError(differences)
             _alembic(command.stamp, connection, BASELINE)
         _alembic(command.upgrade, connection, revision)
         return _current(connection)

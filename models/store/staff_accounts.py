@@ -30,17 +30,18 @@ from models.passwords import (
 )
 from models.staff_roles import Viewer
 from models.store.engine import transaction
+from models.store.errors import StoreError
 from models.store.tables import STAFF_ROLES, StaffSession, StaffUser
 from models.tokens import hash_token, new_token
 
 TOKEN_PREFIX = "cxs_"  # noqa: S105 - marks a staff API token, not a secret
 
 
-class StaffUserExists(StaffUserError):
+class StaffUserExistsError(StaffUserError):
     """A staff user with this name exists already."""
 
 
-class UnknownStaffUser(LookupError):
+class StaffUserUnknownError(StoreError, LookupError):
     """No staff user has this name."""
 
 
@@ -71,7 +72,7 @@ def create_user(
     """Add a staff user; *teams*, when given, are the teams the rules know.
 
     A user without a password can only sign in with an API token or through the proxy.
-    Raises StaffUserExists or StaffUserError."""
+    Raises StaffUserExistsError or StaffUserError."""
     name = normal_username(username)
     _check_role(role, team, teams)
     if password is not None:
@@ -89,10 +90,10 @@ def create_user(
     try:
         with transaction(engine) as session:
             if session.get(StaffUser, name) is not None:
-                raise StaffUserExists(f"staff user {name!r} exists already")
+                raise StaffUserExistsError(f"staff user {name!r} exists already")
             session.add(user)
     except IntegrityError:
-        raise StaffUserExists(f"staff user {name!r} exists already") from None
+        raise StaffUserExistsError(f"staff user {name!r} exists already") from None
     return user
 
 
@@ -111,7 +112,7 @@ def update_user(
     with transaction(engine) as session:
         user = session.get(StaffUser, normal_username(username), with_for_update=True)
         if user is None:
-            raise UnknownStaffUser(username)
+            raise StaffUserUnknownError(username)
         new_role = role or user.role
         new_team = team if team is not None else user.team
         _check_role(new_role, new_team, teams)
@@ -136,7 +137,7 @@ def set_password(engine: Engine, username: str, password: str) -> None:
     with transaction(engine) as session:
         user = session.get(StaffUser, normal_username(username), with_for_update=True)
         if user is None:
-            raise UnknownStaffUser(username)
+            raise StaffUserUnknownError(username)
         user.password_hash = hashed
         session.add(user)
         session.execute(delete(StaffSession).where(col(StaffSession.username) == user.username))
@@ -206,7 +207,7 @@ def issue_api_token(engine: Engine, username: str) -> str:
     with transaction(engine) as session:
         user = session.get(StaffUser, normal_username(username), with_for_update=True)
         if user is None or not user.active:
-            raise UnknownStaffUser(username)
+            raise StaffUserUnknownError(username)
         user.api_token_hash = hash_token(token)
         session.add(user)
     return token

@@ -17,6 +17,7 @@ from sqlmodel import Session, col
 from models.store.aggregates import add_answers
 from models.store.consent import opted_out
 from models.store.engine import transaction
+from models.store.errors import StoreError
 from models.store.survey_tokens import invitation_by_token
 from models.store.tables import (
     SurveyAnswer,
@@ -28,7 +29,7 @@ from models.store.tables import (
 # --- e-mail delivery: at most one mail per invitation ---------------------------------
 
 
-class DeliveryDone(Exception):
+class DeliveryDoneError(StoreError):
     """The invitation needs no (more) mail: sent, failed for good, or interrupted mid-send."""
 
     def __init__(self, status: str) -> None:
@@ -118,13 +119,13 @@ def claim_deliveries(
 def claim_delivery(
     engine: Engine, invitation_id: str, token_hash: str, now: datetime, ttl: timedelta
 ) -> DeliveryClaim:
-    """claim_deliveries for one invitation: DeliveryDone if it needs no mail, LookupError if
+    """claim_deliveries for one invitation: DeliveryDoneError if it needs no mail, LookupError if
     it does not exist."""
     claims = claim_deliveries(engine, {invitation_id: token_hash}, now, ttl)
     if invitation_id in claims.missing:
         raise LookupError(f"invitation {invitation_id} is not in the database")
     if invitation_id in claims.done:
-        raise DeliveryDone(claims.done[invitation_id])
+        raise DeliveryDoneError(claims.done[invitation_id])
     return claims.claimed[invitation_id]
 
 
@@ -177,27 +178,28 @@ def finish_delivery(
 # --- answers ---------------------------------------------------------------------------
 
 
-class TokenUnknown(LookupError):
+class TokenUnknownError(StoreError, LookupError):
     """No invitation has this token."""
 
 
-class _InvitationClosed(Exception):
+class _InvitationClosedError(StoreError):
     def __init__(self, invitation_id: str, locale: str | None = None) -> None:
         super().__init__(invitation_id)
         self.invitation_id = invitation_id
         self.locale = locale  # the customer's language, for the page that says so
 
 
-class TokenExpired(_InvitationClosed):
+class TokenExpiredError(_InvitationClosedError):
     """The survey link is past its expiry."""
 
 
-class AlreadyAnswered(_InvitationClosed):
+class AlreadyAnsweredError(_InvitationClosedError):
     """The survey was answered before; a token is good for one answer."""
 
 
 def invitation_for_token(engine: Engine, token_hash: str, now: datetime) -> SurveyInvitation:
-    """The open invitation behind a token, or TokenUnknown / TokenExpired / AlreadyAnswered."""
+    """The open invitation behind a token, or TokenUnknownError / TokenExpiredError /
+    AlreadyAnsweredError."""
     with transaction(engine) as session:
         return invitation_for_token_in(session, token_hash, now)
 
@@ -246,7 +248,7 @@ def store_answer(
     invitation_values: Mapping[str, Any] | None = None,
 ) -> SurveyResponse:
     """The one answer an invitation allows, inside the caller's transaction: the conditional
-    UPDATE of answered_at makes it exactly one (AlreadyAnswered otherwise). The row waits
+    UPDATE of answered_at makes it exactly one (AlreadyAnsweredError otherwise). The row waits
     with published_at NULL for the response outbox to publish it.
 
     *invitation_values* are further columns to set on the invitation with answered_at.
@@ -258,7 +260,7 @@ def store_answer(
         .values(answered_at=now, **(invitation_values or {}))
     )
     if not claimed.rowcount:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
-        raise AlreadyAnswered(invitation.invitation_id, invitation.locale)
+        raise AlreadyAnsweredError(invitation.invitation_id, invitation.locale)
     response = SurveyResponse(
         response_id=str(uuid.uuid4()),
         invitation_id=invitation.invitation_id,
@@ -315,11 +317,11 @@ def invitation_for_token_in(session: Session, token_hash: str, now: datetime) ->
     """The open invitation behind a token: the invitation's own or one of its reminders'."""
     row = invitation_by_token(session, token_hash)
     if row is None:
-        raise TokenUnknown(token_hash[:8])
+        raise TokenUnknownError(token_hash[:8])
     if row.answered_at is not None:
-        raise AlreadyAnswered(row.invitation_id, row.locale)
+        raise AlreadyAnsweredError(row.invitation_id, row.locale)
     if row.expires_at is None or row.expires_at <= now:
-        raise TokenExpired(row.invitation_id, row.locale)
+        raise TokenExpiredError(row.invitation_id, row.locale)
     return row
 
 

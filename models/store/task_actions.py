@@ -18,9 +18,10 @@ from sqlmodel import Session
 from models.followup_rules import FollowupRules
 from models.sla import current_sla, next_escalation_at, sla_times
 from models.store.engine import insert_many_if_absent, transaction
+from models.store.errors import StoreError
 from models.store.tables import FollowupAction, FollowupTask, StaffUser, StructuralFix
 from models.store.task_events import SYSTEM_ACTOR, record_event
-from models.store.task_queries import TaskNotFound
+from models.store.task_queries import TaskUnknownError
 from models.task_lifecycle import ActionType, TaskStatus, status_after
 
 _FIX_NAMESPACE = uuid.UUID("9e3c1f0a-5b7d-4a2e-8c6f-1d2b3a4c5e6f")
@@ -50,7 +51,7 @@ class ActionResult:
     fresh: bool
 
 
-class ActionRefused(ValueError):
+class ActionRefusedError(StoreError, ValueError):
     """The action's details are not acceptable (unknown assignee, root cause, …)."""
 
 
@@ -58,9 +59,9 @@ def apply_action(engine: Engine, rules: FollowupRules, command: ActionCommand) -
     """Record an action, move the task and append its history; a replayed action id changes
     nothing.
 
-    Raises TaskNotFound, models.task_lifecycle.TaskClosed for an action on a closed or cancelled
-    task, InvalidTransition for an action its status does not allow, ActionRefused for bad
-    details (unknown assignee or root cause).
+    Raises TaskUnknownError; models.task_lifecycle.TaskClosedError for an action on a closed
+    or cancelled task, TransitionInvalidError for an action its status does not allow;
+    ActionRefusedError for bad details (unknown assignee or root cause).
     """
     action_id, task_id, action_type = command.action_id, command.task_id, command.action_type
     note, actor, now = command.note, command.actor, command.at
@@ -70,7 +71,7 @@ def apply_action(engine: Engine, rules: FollowupRules, command: ActionCommand) -
         # finds the first one's row, instead of inserting the same action id again.
         task = session.get(FollowupTask, task_id, with_for_update=True)
         if task is None:
-            raise TaskNotFound(task_id)
+            raise TaskUnknownError(task_id)
         existing = session.get(FollowupAction, action_id)
         if existing is not None:
             return ActionResult(task, existing, fresh=False)
@@ -133,13 +134,13 @@ def _apply_details(
     now: datetime,
     event_details: dict[str, Any],
 ) -> None:
-    """What an action records on the task besides its status; ActionRefused on bad details."""
+    """What an action records on the task besides its status; ActionRefusedError on bad details."""
     match action_type:
         case ActionType.ASSIGN:
             assignee = str(details.get("assignee") or "")
             user = session.get(StaffUser, assignee)
             if user is None or not user.active or not user.team:
-                raise ActionRefused(f"unknown or inactive staff member {assignee!r}")
+                raise ActionRefusedError(f"unknown or inactive staff member {assignee!r}")
             if user.team != task.team:
                 event_details["from_team"] = task.team
                 task.team = user.team
@@ -153,14 +154,14 @@ def _apply_details(
             task.resolution = note or task.resolution
         case ActionType.CUSTOMER_INFORMED:
             if not note.strip():
-                raise ActionRefused("say what the customer was told")
+                raise ActionRefusedError("say what the customer was told")
             task.told_customer = note
             task.informed_at = now
         case ActionType.CLOSE:
             _close(session, task, details, actor, now, event_details, rules)
         case ActionType.CANCEL:
             if not note.strip():
-                raise ActionRefused("say why no follow-up is needed")
+                raise ActionRefusedError("say why no follow-up is needed")
 
 
 def record_refusal(
@@ -227,7 +228,7 @@ def _close(
 ) -> None:
     cause = str(details.get("root_cause") or "")
     if cause not in rules.tasks.root_causes:
-        raise ActionRefused(f"root_cause must be one of {rules.tasks.root_causes}")
+        raise ActionRefusedError(f"root_cause must be one of {rules.tasks.root_causes}")
     task.root_cause = cause
     task.needs_structural_fix = bool(details.get("needs_structural_fix"))
     event_details["root_cause"] = cause
@@ -236,7 +237,7 @@ def _close(
     title = str(details.get("structural_fix_title") or "").strip()
     if fix_id:
         if session.get(StructuralFix, str(fix_id)) is None:
-            raise ActionRefused(f"no structural fix {fix_id!r}")
+            raise ActionRefusedError(f"no structural fix {fix_id!r}")
     elif title and task.needs_structural_fix:
         fix_id = str(uuid.uuid5(_FIX_NAMESPACE, f"{cause}:{title.lower()}"))
         insert_many_if_absent(

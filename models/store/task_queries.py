@@ -13,11 +13,12 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import col
 
 from models.store.engine import transaction
+from models.store.errors import StoreError
 from models.store.tables import FollowupTask, StructuralFix
 from models.task_lifecycle import ACTIVE_STATUSES, FINAL_STATUSES, TaskStatus
 
 
-class TaskNotFound(LookupError):
+class TaskUnknownError(StoreError, LookupError):
     """No task has this id."""
 
 
@@ -25,7 +26,7 @@ def get_task(engine: Engine, task_id: str) -> FollowupTask:
     with transaction(engine) as session:
         task = session.get(FollowupTask, task_id)
         if task is None:
-            raise TaskNotFound(task_id)
+            raise TaskUnknownError(task_id)
         return task
 
 

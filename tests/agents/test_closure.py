@@ -191,7 +191,7 @@ async def test_an_action_on_an_unknown_task_is_dead_lettered(
         await settled(h, lambda: task(h, task_id).status == "contacted", "the next action")
     letters = h.sent_to("dead-letters")
     assert len(letters) == 1
-    assert letters[0]["reason"].startswith("follow-up action not applicable: TaskNotFound(")
+    assert letters[0]["reason"].startswith("follow-up action not applicable: TaskUnknownError(")
     assert letters[0]["source_topic"] == "followup-actions"
     assert base64.b64decode(letters[0]["original_b64"]) == stray
     assert [row[0] for row in actions(h)] == ["a-2"]

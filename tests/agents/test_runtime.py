@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from agents import runtime
-from agents.runtime import DatabaseUnavailable, Runtime
+from agents.runtime import DatabaseUnavailableError, Runtime
 from models.store.engine import make_engine
 from streams.settings import Settings
 
@@ -32,7 +32,7 @@ async def test_a_web_request_gets_database_unavailable(monkeypatch: pytest.Monke
     engine = unreachable_engine()
     rt = Runtime(Settings(), engine, topics=None)  # type: ignore[arg-type]
     started = time.monotonic()
-    with pytest.raises(DatabaseUnavailable):
+    with pytest.raises(DatabaseUnavailableError):
         await rt.db_for_request(select_one, engine)
     assert time.monotonic() - started < 5
     engine.dispose()

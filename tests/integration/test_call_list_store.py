@@ -14,9 +14,9 @@ from sqlalchemy import Engine, text
 
 from models.store.call_list import (
     MAX_NO_ANSWERS,
-    CallClosed,
-    CallExpired,
-    CallUnknown,
+    CallClosedError,
+    CallExpiredError,
+    CallUnknownError,
     OpenCall,
     call_to_make,
     open_calls,
@@ -24,7 +24,7 @@ from models.store.call_list import (
     record_interview,
 )
 from models.store.engine import transaction
-from models.store.surveys import AlreadyAnswered, unpublished_responses
+from models.store.surveys import AlreadyAnsweredError, unpublished_responses
 from models.store.tables import CustomerConsent, SurveyInvitation
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -117,9 +117,9 @@ def test_an_interview_is_stored_once_and_left_for_the_outbox(engine: Engine) -> 
         engine, "SELECT delivery_status, answered_at IS NOT NULL FROM survey_invitations"
     ) == [("sent", True)]
     assert open_calls(engine, NOW, limit=10) == []
-    with pytest.raises(AlreadyAnswered):
+    with pytest.raises(AlreadyAnsweredError):
         interview(engine, "inv-1", NOW + timedelta(minutes=1))
-    with pytest.raises(AlreadyAnswered):
+    with pytest.raises(AlreadyAnsweredError):
         call_to_make(engine, "inv-1", NOW)
     assert rows(engine, "SELECT count(*) FROM survey_responses") == [(1,)]
 
@@ -131,13 +131,13 @@ def test_only_open_phone_surveys_take_answers(engine: Engine) -> None:
         invitation(2, expires_at=NOW - timedelta(seconds=1)),
     )
     for missing in ("inv-1", "inv-404"):
-        with pytest.raises(CallUnknown):
+        with pytest.raises(CallUnknownError):
             interview(engine, missing)
-        with pytest.raises(CallUnknown):
+        with pytest.raises(CallUnknownError):
             record_call_attempt(engine, missing, "no_answer", "Jan", NOW)
-    with pytest.raises(CallExpired):
+    with pytest.raises(CallExpiredError):
         interview(engine, "inv-2")
-    with pytest.raises(CallExpired):
+    with pytest.raises(CallExpiredError):
         record_call_attempt(engine, "inv-2", "refused", "Jan", NOW)
     assert rows(engine, "SELECT count(*) FROM survey_responses") == [(0,)]
     assert rows(engine, "SELECT delivery_attempts FROM survey_invitations ORDER BY 1") == [
@@ -161,9 +161,9 @@ def test_three_unanswered_calls_take_the_customer_off_the_list(engine: Engine) -
     assert (status, attempts) == ("failed", MAX_NO_ANSWERS)
     assert error.startswith("no_answer")
     assert open_calls(engine, NOW, limit=10) == []
-    with pytest.raises(CallClosed):
+    with pytest.raises(CallClosedError):
         interview(engine, "inv-1")
-    with pytest.raises(CallClosed):
+    with pytest.raises(CallClosedError):
         record_call_attempt(engine, "inv-1", "no_answer", "Jan", NOW)
 
 
@@ -201,7 +201,7 @@ def test_two_interviewers_entering_one_call_at_once_store_one_answer(engine: Eng
         start.wait()
         try:
             interview(engine, "inv-1")
-        except AlreadyAnswered:
+        except AlreadyAnsweredError:
             return "refused"
         return "stored"
 

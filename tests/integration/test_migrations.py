@@ -235,7 +235,7 @@ def test_a_database_without_migrations_is_refused_then_stamped_by_db_upgrade(
     empty: Engine, runner: CliRunner, database_url: str
 ) -> None:
     legacy(empty)
-    with pytest.raises(schema.SchemaOutdated) as refused:
+    with pytest.raises(schema.SchemaOutdatedError) as refused:
         schema.check_schema(empty)
     assert refused.value.legacy
     assert "cxloop db upgrade" in str(refused.value)

@@ -15,7 +15,12 @@ from models.contact_events import ContactEvent, parse_contact_event
 from models.followup_rules import load_followup_rules
 from models.rules import load_rules
 from models.store.decisions import decide_contacts
-from models.store.surveys import AlreadyAnswered, claim_delivery, finish_delivery, record_response
+from models.store.surveys import (
+    AlreadyAnsweredError,
+    claim_delivery,
+    finish_delivery,
+    record_response,
+)
 from models.tokens import hash_token, new_token
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -108,7 +113,7 @@ def test_fifty_parallel_answers_to_one_token_store_exactly_one(engine: Engine) -
         start.wait()
         try:
             record_response(engine, hash_token(token), score % 11, None, None, NOW)
-        except AlreadyAnswered:
+        except AlreadyAnsweredError:
             return "409"
         return "201"
 

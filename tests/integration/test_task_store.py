@@ -19,7 +19,7 @@ from models.store.answer_tasks import ScoredAnswer, open_tasks_for_answers
 from models.store.engine import transaction
 from models.store.escalation import escalate_due
 from models.store.tables import FollowupTask, StaffUser, SurveyInvitation, SurveyResponse
-from models.store.task_actions import ActionCommand, ActionRefused, apply_action
+from models.store.task_actions import ActionCommand, ActionRefusedError, apply_action
 from models.store.task_events import (
     SYSTEM_ACTOR,
     claim_unpublished_events,
@@ -31,11 +31,11 @@ from models.store.task_queries import get_task
 from models.store.tasks import open_tasks, open_tasks_in
 from models.task_lifecycle import (
     ActionType,
-    InvalidTransition,
     NewTask,
-    TaskClosed,
+    TaskClosedError,
     TaskOrigin,
     TaskSubject,
+    TransitionInvalidError,
     task_for_complaint,
     task_id_for,
 )
@@ -371,7 +371,7 @@ def test_the_whole_lifecycle_with_a_structural_fix_shared_by_two_tasks(engine: E
     assert (task.status, task.assignee) == ("assigned", "bob")
     task = act(engine, one, ActionType.CALL_ATTEMPT, "Reached her", NOW + timedelta(hours=1))
     assert (task.status, task.contacted_at) == ("contacted", NOW + timedelta(hours=1))
-    with pytest.raises(ActionRefused, match="what the customer was told"):
+    with pytest.raises(ActionRefusedError, match="what the customer was told"):
         act(engine, one, ActionType.CUSTOMER_INFORMED, "  ")
     task = act(engine, one, ActionType.RESOLVED, "Refunded the second invoice")
     assert task.resolution == "Refunded the second invoice"
@@ -379,7 +379,7 @@ def test_the_whole_lifecycle_with_a_structural_fix_shared_by_two_tasks(engine: E
     task = act(engine, one, ActionType.CUSTOMER_INFORMED, "Told her about the refund", later)
     assert (task.status, task.informed_at) == ("customer_informed", later)
     for cause in (None, "weather"):
-        with pytest.raises(ActionRefused, match="root_cause must be one of"):
+        with pytest.raises(ActionRefusedError, match="root_cause must be one of"):
             act(engine, one, ActionType.CLOSE, root_cause=cause)
     assert get_task(engine, one).status == "customer_informed"  # refusals change nothing
 
@@ -412,7 +412,7 @@ def test_the_whole_lifecycle_with_a_structural_fix_shared_by_two_tasks(engine: E
 
     act(engine, two, ActionType.CALL_ATTEMPT, "Reached him")
     act(engine, two, ActionType.CUSTOMER_INFORMED, "Same invoice problem")
-    with pytest.raises(ActionRefused, match="no structural fix"):
+    with pytest.raises(ActionRefusedError, match="no structural fix"):
         act(engine, two, ActionType.CLOSE, root_cause="billing", structural_fix_id="nope")
     linked = act(engine, two, ActionType.CLOSE, root_cause="billing", structural_fix_id=fix_id)
     assert (linked.structural_fix_id, linked.needs_structural_fix) == (fix_id, True)
@@ -453,7 +453,7 @@ def test_closed_and_cancelled_tasks_refuse_every_action(engine: Engine, final: A
         act(engine, task_id, ActionType.CANCEL, "Customer asked not to be called")
     before = [e.event_id for e in task_history(engine, task_id)]
     for action in ActionType:
-        with pytest.raises(TaskClosed):
+        with pytest.raises(TaskClosedError):
             act(engine, task_id, action, "again", assignee="alice", root_cause="other")
     assert [e.event_id for e in task_history(engine, task_id)] == before
     assert rows(engine, "SELECT count(*) FROM followup_actions") == [(len(before) - 2,)]
@@ -478,7 +478,7 @@ def test_impossible_transitions_are_refused_and_change_nothing(
     for step in steps:
         act(engine, task_id, step, "note")
     before = get_task(engine, task_id)
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(TransitionInvalidError):
         act(engine, task_id, refused, "note", root_cause="other")
     after = get_task(engine, task_id)
     assert (after.status, after.version) == (before.status, before.version)

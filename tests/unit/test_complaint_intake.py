@@ -16,7 +16,7 @@ from agents.web.pages.complaint import complaint_form_page
 from models.complaints import (
     COMMENT_MAX,
     MAX_MAIL_BYTES,
-    MailRefused,
+    MailRefusedError,
     complaint_from_form,
     complaint_from_mail,
     complaint_reference,
@@ -159,7 +159,7 @@ def test_a_long_mail_is_cut_to_the_comment_limit() -> None:
     ],
 )
 def test_automatic_mail_is_ignored_with_a_250(headers: dict[str, str]) -> None:
-    with pytest.raises(MailRefused) as refused:
+    with pytest.raises(MailRefusedError) as refused:
         complaint_from_mail(mail(**headers), NOW)
     assert refused.value.reply.startswith("250 ")
 
@@ -170,7 +170,7 @@ def test_auto_submitted_no_is_a_person() -> None:
 
 @pytest.mark.parametrize("sender", ["", "undisclosed-recipients:;", "Anna <not-an-address>"])
 def test_mail_without_a_usable_from_is_refused_with_a_550(sender: str) -> None:
-    with pytest.raises(MailRefused) as refused:
+    with pytest.raises(MailRefusedError) as refused:
         complaint_from_mail(mail(sender=sender), NOW)
     assert refused.value.reason == "no_sender"
     assert refused.value.reply.startswith("550 5.1.7")
@@ -204,7 +204,7 @@ def test_mail_without_a_usable_from_is_refused_with_a_550(sender: str) -> None:
 def test_any_bytes_become_an_event_or_a_refusal_never_a_crash(raw: bytes) -> None:
     try:
         event = complaint_from_mail(raw, NOW)
-    except MailRefused as refused:
+    except MailRefusedError as refused:
         reply = refused.reply
     else:
         reply = "250"
@@ -214,7 +214,7 @@ def test_any_bytes_become_an_event_or_a_refusal_never_a_crash(raw: bytes) -> Non
 
 def test_mail_over_the_size_limit_is_refused_with_a_552() -> None:
     raw = mail("y" * (MAX_MAIL_BYTES + 1))
-    with pytest.raises(MailRefused) as refused:
+    with pytest.raises(MailRefusedError) as refused:
         complaint_from_mail(raw, NOW)
     assert refused.value.reply.startswith("552 ")
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.contact_events import InvalidContactEvent, parse_contact_event
+from models.contact_events import ContactEventInvalidError, parse_contact_event
 
 # The example from the spec, byte for byte as a producer would send it.
 SPEC_EXAMPLE = (
@@ -48,7 +48,7 @@ def encode(data: object) -> bytes:
 
 
 def reason_for(raw: bytes) -> str:
-    with pytest.raises(InvalidContactEvent) as info:
+    with pytest.raises(ContactEventInvalidError) as info:
         parse_contact_event(raw)
     return str(info.value)
 

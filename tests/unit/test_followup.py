@@ -13,11 +13,11 @@ from models.followup_rules import load_followup_rules, parse_followup_rules
 from models.task_lifecycle import (
     FINAL_STATUSES,
     ActionType,
-    InvalidTransition,
-    TaskClosed,
+    TaskClosedError,
     TaskOrigin,
     TaskStatus,
     TaskSubject,
+    TransitionInvalidError,
     allowed_actions,
     status_after,
     task_for_answer,
@@ -180,7 +180,7 @@ def test_the_whole_loop_ends_closed_and_then_refuses_actions() -> None:
     )
     assert status is TaskStatus.CLOSED
     for action in ActionType:
-        with pytest.raises(TaskClosed):
+        with pytest.raises(TaskClosedError):
             status_after(status, action, 0, 3)
 
 
@@ -192,9 +192,9 @@ def test_each_step_of_the_loop_has_its_own_status() -> None:
 
 
 def test_closing_needs_the_customer_informed_first() -> None:
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(TransitionInvalidError):
         run(ActionType.CALL_ATTEMPT, ActionType.CLOSE)
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(TransitionInvalidError):
         run(ActionType.CLOSE)
 
 
@@ -222,7 +222,7 @@ def test_allowed_actions_agree_with_status_after(status: TaskStatus, action: Act
     try:
         status_after(status, action, 0, 3)
         took = True
-    except (TaskClosed, InvalidTransition):
+    except (TaskClosedError, TransitionInvalidError):
         took = False
     assert took is allowed
     if status in FINAL_STATUSES:
@@ -231,8 +231,8 @@ def test_allowed_actions_agree_with_status_after(status: TaskStatus, action: Act
 
 def test_refusals_are_value_errors() -> None:
     # Agents dead-letter ValueErrors as bad input rather than retrying them.
-    assert issubclass(TaskClosed, ValueError)
-    assert issubclass(InvalidTransition, ValueError)
+    assert issubclass(TaskClosedError, ValueError)
+    assert issubclass(TransitionInvalidError, ValueError)
 
 
 def test_action_types_are_the_wire_strings() -> None:

@@ -19,12 +19,12 @@ from models import passwords
 from models.followup_rules import load_followup_rules
 from models.passwords import StaffUserError
 from models.sign_in_throttle import SignInThrottle
-from models.staff_roles import ActionProblem, ActionRequest, Viewer, vet_action
+from models.staff_roles import ActionRequest, ActionRequestInvalidError, Viewer, vet_action
 from models.store import staff_accounts as staff_auth
 from models.store.engine import make_engine
 from models.store.schema import create_schema
 from models.store.staff_accounts import (
-    StaffUserExists,
+    StaffUserExistsError,
     authenticate,
     create_user,
     end_session,
@@ -119,7 +119,7 @@ def test_an_old_hash_is_replaced_on_sign_in(db: Engine) -> None:
 def test_accounts_are_checked_when_created(db: Engine) -> None:
     teams = ("service", "complaints")
     create_user(db, "anna", "staff", NOW, team="service", password=PASSWORD, teams=teams)
-    with pytest.raises(StaffUserExists):
+    with pytest.raises(StaffUserExistsError):
         create_user(db, "ANNA", "staff", NOW, team="service", teams=teams)
     bad = [
         {"username": "x", "role": "boss", "team": "service"},
@@ -353,10 +353,10 @@ def test_vetting_refuses_by_rights_then_status(
     may = viewer.can_act(subject, action, me)
     possible = action in allowed_actions(status)
     if not may:
-        assert isinstance(outcome, ActionProblem)
+        assert isinstance(outcome, ActionRequestInvalidError)
         assert outcome.status == 403
     elif not possible:
-        assert isinstance(outcome, ActionProblem)
+        assert isinstance(outcome, ActionRequestInvalidError)
         assert outcome.status == 409
     else:
         assert isinstance(outcome, ActionRequest)
@@ -371,7 +371,7 @@ def vet_or_problem(
     details: object,
     assignee: StaffUser | None = None,
     fix_ids: tuple[str, ...] = (),
-) -> ActionProblem | ActionRequest:
+) -> ActionRequestInvalidError | ActionRequest:
     try:
         return vet_action(
             viewer,
@@ -383,7 +383,7 @@ def vet_or_problem(
             assignee=assignee,
             fix_ids=fix_ids,
         )
-    except ActionProblem as refused:
+    except ActionRequestInvalidError as refused:
         return refused
 
 
@@ -395,7 +395,7 @@ def vet(
     status: TaskStatus = TaskStatus.CONTACTED,
     assignee: StaffUser | None = None,
     fix_ids: tuple[str, ...] = (),
-) -> ActionProblem | ActionRequest:
+) -> ActionRequestInvalidError | ActionRequest:
     subject = task("service", status)
     return vet_or_problem(
         viewer, subject, action, note, {} if details is None else details, assignee, fix_ids
@@ -403,7 +403,7 @@ def vet(
 
 
 def problem(result: object) -> tuple[int, str, dict[str, str]]:
-    assert isinstance(result, ActionProblem), result
+    assert isinstance(result, ActionRequestInvalidError), result
     return result.status, result.code, result.fields
 
 

@@ -18,8 +18,8 @@ from models.survey_templates import (
     SURVEY_LOCALES,
     Headline,
     SurveyTemplate,
-    TemplateInvalid,
-    TemplateUnknown,
+    TemplateInvalidError,
+    TemplateUnknownError,
     form_values,
     headline,
     load_template,
@@ -142,7 +142,7 @@ def test_the_wording_falls_back_to_english_for_an_unknown_locale() -> None:
 
 @pytest.mark.parametrize("name", ["nope", "", "../messages", "Transactional", "surveys/x", "a b"])
 def test_an_unknown_name_is_a_clear_key_error(name: str) -> None:
-    with pytest.raises(TemplateUnknown) as info:
+    with pytest.raises(TemplateUnknownError) as info:
         load_template(name)
     assert isinstance(info.value, KeyError)
     assert "no survey template" in str(info.value)
@@ -194,7 +194,7 @@ def test_an_invalid_template_names_the_file_and_the_question(
     template_dir: Path, body: str, expected: str
 ) -> None:
     write(template_dir, "broken", body)
-    with pytest.raises(TemplateInvalid) as info:
+    with pytest.raises(TemplateInvalidError) as info:
         load_template("broken")
     assert str(info.value).startswith("templates/surveys/broken.toml: ")
     assert expected in str(info.value)
@@ -202,7 +202,9 @@ def test_an_invalid_template_names_the_file_and_the_question(
 
 def test_a_text_error_names_the_question_position_and_locale(template_dir: Path) -> None:
     write(template_dir, "t", QUESTION.format(id="a", type="nps", text="ok") + 'text.nl = ""\n')
-    with pytest.raises(TemplateInvalid, match=r"question 1 \(id 'a'\) text: .*nl: text is empty"):
+    with pytest.raises(
+        TemplateInvalidError, match=r"question 1 \(id 'a'\) text: .*nl: text is empty"
+    ):
         load_template("t")
 
 

@@ -17,8 +17,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from agents.timers.webhook_guard import (
+    AddressRefusedError,
     GuardedResolver,
-    RefusedAddress,
     address_refusal,
     check_target,
     check_urls,
@@ -36,7 +36,7 @@ from models.webhook_retries import (
     retry_delay,
 )
 from models.webhook_signing import (
-    InvalidSignature,
+    SignatureInvalidError,
     WebhookConfigError,
     WebhookSecretError,
     load_secrets,
@@ -104,7 +104,7 @@ def test_verify_refuses_a_tampered_stale_or_incomplete_webhook(
     headers: dict[str, str], body: str, key: bytes, now: int, message: str
 ) -> None:
     sent = {**signed_headers(KEY, "msg_1", NOW, BODY), **headers}
-    with pytest.raises(InvalidSignature, match=message):
+    with pytest.raises(SignatureInvalidError, match=message):
         verify(key, sent, body, now=now)
 
 
@@ -225,7 +225,7 @@ def test_allow_private_opens_private_networks_but_never_unspecified(
     ],
 )
 def test_urls_refused_before_connecting(url: str) -> None:
-    with pytest.raises(RefusedAddress, match="refused"):
+    with pytest.raises(AddressRefusedError, match="refused"):
         check_target(url, allow_private=False)
 
 
@@ -262,14 +262,14 @@ class FixedResolver(AbstractResolver):
 
 async def test_a_name_resolving_to_loopback_is_refused() -> None:
     resolver = GuardedResolver(allow_private=False)
-    with pytest.raises(RefusedAddress, match=r"localhost resolves to .* loopback address"):
+    with pytest.raises(AddressRefusedError, match=r"localhost resolves to .* loopback address"):
         await resolver.resolve("localhost", 80, socket.AF_UNSPEC)
     await resolver.close()
 
 
 async def test_a_name_with_any_private_address_among_public_ones_is_refused() -> None:
     mixed = GuardedResolver(False, FixedResolver("93.184.216.34", "10.0.0.7"))
-    with pytest.raises(RefusedAddress, match=r"rebind\.example resolves to 10\.0\.0\.7"):
+    with pytest.raises(AddressRefusedError, match=r"rebind\.example resolves to 10\.0\.0\.7"):
         await mixed.resolve("rebind.example", 443)
     public = GuardedResolver(False, FixedResolver("93.184.216.34"))
     assert [r["host"] for r in await public.resolve("ok.example", 443)] == ["93.184.216.34"]
@@ -279,7 +279,7 @@ async def test_a_name_with_any_private_address_among_public_ones_is_refused() ->
 
 def test_the_socket_factory_refuses_the_address_it_would_connect_to() -> None:
     factory = guarded_socket_factory(allow_private=False)
-    with pytest.raises(RefusedAddress, match=r"127\.0\.0\.1 is a loopback address"):
+    with pytest.raises(AddressRefusedError, match=r"127\.0\.0\.1 is a loopback address"):
         factory((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 80)))
     with factory((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 80))) as sock:
         assert sock.family == socket.AF_INET

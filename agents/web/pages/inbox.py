@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from agents.errors import AgentError
 from agents.rendering import render
 from models.followup_rules import PRIORITY_LEVELS, PRIORITY_NAMES, FollowupRules
 from models.staff_roles import Viewer
@@ -76,7 +77,7 @@ def safe_next(target: object) -> str:
 # --- filters ------------------------------------------------------------------------------
 
 
-class FilterProblem(ValueError):
+class FilterInvalidError(AgentError, ValueError):
     """A task-list filter is not acceptable: 403 (another team) or 422, a message per field."""
 
     def __init__(self, status: int, fields: Mapping[str, str]) -> None:
@@ -101,7 +102,7 @@ def parse_filters(
     default_status: str | None = None,
 ) -> ListQuery:
     """The task filter for a list query (status, priority, team, partner, overdue,
-    assignee), limited to what *viewer* may see; FilterProblem when a value is unknown
+    assignee), limited to what *viewer* may see; FilterInvalidError when a value is unknown
     (422) or names a team the viewer may not see (403)."""
     fields: dict[str, str] = {}
     status = _status(query.get("status"), default_status, fields)
@@ -117,10 +118,10 @@ def parse_filters(
     if assignee == "me":
         assignee = viewer.username
     if fields:
-        raise FilterProblem(422, fields)
+        raise FilterInvalidError(422, fields)
     visible = viewer.visible_teams()
     if team is not None and visible is not None and team not in visible:
-        raise FilterProblem(403, {"team": "you can only see your own team's tasks"})
+        raise FilterInvalidError(403, {"team": "you can only see your own team's tasks"})
     where = TaskFilter(
         teams=(team,) if team else visible,
         status=status,
