@@ -1,4 +1,4 @@
-"""followup: answers that call for it open a task, once; its events go to followup-tasks
+"""task_opening: answers that call for it open a task, once; its events go to followup-tasks
 through the task outbox. Answers to a recovery survey are recorded on the task they follow."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""webhooks: send the task events queued in webhook_deliveries to their endpoints.
+"""webhook_sender: send the task events queued in webhook_deliveries to their endpoints.
 
 Every worker sweeps due deliveries each scheduler tick (claimed with a lease, so no two
 send the same one), POSTs the exact stored JSON signed Standard-Webhooks style, and records

@@ -1,4 +1,4 @@
-"""complaint_intake: the web form (/complaint); a complaint sent with it becomes a complaint
+"""complaint_form: the web form (/complaint); a complaint sent with it becomes a complaint
 contact event on contact-events, like one mailed to the intake SMTP server
 (agents.mail.complaint_intake). The trigger opens the complaint task from there, like for
 any other source of contact events.
