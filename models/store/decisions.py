@@ -24,17 +24,15 @@ from models.contact_events import ContactEvent, ContactKind
 from models.eligibility import CustomerView, Reason
 from models.followup_rules import FollowupRules
 from models.programmes import (
-    Contact,
     NewDecision,
     PendingTimers,
     Timer,
     cap_of,
     check_due,
-    invitation_id_for,
     next_repeat,
     plan_event,
 )
-from models.rules import Rules, approx_timedelta
+from models.rules import Rules
 from models.store.aggregates import add_invitations
 from models.store.consent import opted_out_by_channel
 from models.store.engine import (
@@ -42,6 +40,18 @@ from models.store.engine import (
     insert_many_returning_new,
     lock_due,
     transaction,
+)
+from models.store.survey_state import (
+    InvitationInfo,
+    decision_row,
+    invitation_info,
+    invitation_row,
+    last_surveyed_at,
+    load_pending_timers,
+    open_task_counts,
+    programme_last_surveyed_at,
+    timer_from_row,
+    timer_row,
 )
 from models.store.tables import ContactEvent as ContactEventRow
 from models.store.tables import (
@@ -54,7 +64,6 @@ from models.store.tables import (
 )
 from models.store.tasks import open_tasks_in
 from models.task_lifecycle import (
-    FINAL_STATUSES,
     NewTask,
     TaskOrigin,
     TaskSubject,
@@ -69,12 +78,10 @@ _PROGRAMME_STATE = CustomerProgrammeState.__table__  # type: ignore[attr-defined
 __all__ = [
     "DecisionInfo",
     "FireResult",
-    "InvitationInfo",
     "TriggerResult",
     "decide_contact",
     "decide_contacts",
     "fire_due_timers",
-    "invitation_id_for",
 ]
 
 
@@ -92,20 +99,6 @@ class DecisionInfo:
     invitation_id: str | None
     decided_at: datetime
     due_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class InvitationInfo:
-    """What the survey-invitations (e-mail) or call-list (phone) message carries."""
-
-    invitation_id: str
-    event_id: str
-    customer_id: str
-    locale: str
-    created_at: datetime
-    programme: str | None = None
-    template: str = "transactional"
-    survey_channel: str = "email"
 
 
 @dataclass(frozen=True)
@@ -159,7 +152,7 @@ def decide_contacts(
             if event.event_id not in earlier:
                 fresh.setdefault(event.event_id, event)
         customers = {e.customer.id for e in fresh.values()}
-        pending = PendingTimers(_load_timers(session, customers))
+        pending = PendingTimers(load_pending_timers(session, customers))
         batch = _Batch(followup)
         all_decisions: list[str] = []
         invitations: list[InvitationInfo] = []
@@ -173,7 +166,7 @@ def decide_contacts(
             batch.closed.extend(plan.closed)
             for d in plan.decisions:
                 all_decisions.append(d.decision_id)
-                batch.decisions.append(_decision_row(d, rules, now))
+                batch.decisions.append(decision_row(d, rules, now))
                 if d.timer is not None:
                     batch.timers[d.decision_id] = d.timer
             batch.contacts.append(_contact_row(event, now))
@@ -239,7 +232,7 @@ class _Batch:
         """Write the run, then fire its timers that are due (one set of statements)."""
         insert_many_if_absent(session, ContactEventRow, self.contacts)
         insert_many_if_absent(session, SurveyDecision, self.decisions)
-        insert_many_if_absent(session, SurveyTimer, [_timer_row(t) for t in self.timers.values()])
+        insert_many_if_absent(session, SurveyTimer, [timer_row(t) for t in self.timers.values()])
         self.opened.extend(t for t, _ in open_tasks_in(session, self.followup, self.tasks, now))
         _resolve(session, self.closed, now)  # pending ones a later contact cancelled
         still = {t.decision_id for t in pending}
@@ -292,7 +285,7 @@ def fire_due_timers(engine: Engine, rules: Rules, now: datetime, limit: int = 50
     """
     with transaction(engine) as session:
         rows = lock_due(session, SurveyTimer, SurveyTimer.due_at, now, limit)
-        return _fire(session, rules, [_timer_of(r) for r in rows], now)
+        return _fire(session, rules, [timer_from_row(r) for r in rows], now)
 
 
 def next_due_at(engine: Engine) -> datetime | None:
@@ -307,9 +300,9 @@ def _fire(session: Session, rules: Rules, timers: list[Timer], now: datetime) ->
         return result
     timers = sorted(timers, key=lambda t: (t.due_at, t.decision_id))
     customers = {t.customer_id for t in timers}
-    last = _last_surveyed(session, customers)
-    programme_last = _programme_last(session, customers)
-    open_tasks = _open_tasks(session, customers)
+    last = last_surveyed_at(session, customers)
+    programme_last = programme_last_surveyed_at(session, customers)
+    open_tasks = open_task_counts(session, customers)
     blocked = opted_out_by_channel(session, customers)
 
     surveyed: list[Timer] = []
@@ -350,8 +343,8 @@ def _fire(session: Session, rules: Rules, timers: list[Timer], now: datetime) ->
         else:
             # Another worker surveyed this customer since we read the state.
             resolved[timer.decision_id] = (timer, Reason.RECENTLY_SURVEYED)
-    invitation_rows = [_invitation_row(rules, t, now) for t in sent]
-    result.invitations.extend(_invitation_info(row) for row in invitation_rows)
+    invitation_rows = [invitation_row(rules, t, now) for t in sent]
+    result.invitations.extend(invitation_info(row) for row in invitation_rows)
     new_invitations = insert_many_returning_new(
         session, SurveyInvitation, invitation_rows, "invitation_id"
     )
@@ -383,9 +376,9 @@ def _fire(session: Session, rules: Rules, timers: list[Timer], now: datetime) ->
         if reason is not Reason.PROGRAMME_REMOVED and (nxt := next_repeat(rules, timer))
     ]
     insert_many_if_absent(
-        session, SurveyDecision, [_decision_row(_scheduled(t), rules, now) for t in repeats]
+        session, SurveyDecision, [decision_row(_scheduled(t), rules, now) for t in repeats]
     )
-    insert_many_if_absent(session, SurveyTimer, [_timer_row(t) for t in repeats])
+    insert_many_if_absent(session, SurveyTimer, [timer_row(t) for t in repeats])
     result.reasons.update(reason.value for _, reason in resolved.values())
     return result
 
@@ -494,7 +487,7 @@ def _earlier_outcomes(session: Session, event_ids: list[str]) -> dict[str, Trigg
         return {}
     invitation_ids = {d.invitation_id for d in decisions if d.invitation_id}
     invitations = {
-        i.invitation_id: _invitation_info(_values(i))
+        i.invitation_id: invitation_info(_values(i))
         for i in session.execute(
             select(SurveyInvitation).where(col(SurveyInvitation.invitation_id).in_(invitation_ids))
         ).scalars()
@@ -546,116 +539,6 @@ def _decision_infos_where(session: Session, condition: Any) -> list[DecisionInfo
     return [DecisionInfo(*row) for row in rows]
 
 
-def _load_timers(session: Session, customers: set[str]) -> list[Timer]:
-    if not customers:
-        return []
-    rows = session.execute(
-        select(SurveyTimer).where(col(SurveyTimer.customer_id).in_(customers))
-    ).scalars()
-    return [_timer_of(r) for r in rows]
-
-
-def _timer_of(row: SurveyTimer) -> Timer:
-    return Timer(
-        decision_id=row.decision_id,
-        customer_id=row.customer_id,
-        programme=row.programme,
-        rule=row.rule,
-        episode=row.episode,
-        event_id=row.event_id,
-        repeat=row.repeat,
-        first_due_at=row.first_due_at,
-        due_at=row.due_at,
-        contact=Contact(
-            email=row.email,
-            phone=row.phone,
-            name=row.name,
-            locale=row.locale,
-            timezone=row.timezone,
-            kind=row.kind,
-            channel=row.channel,
-            partner=row.partner,
-            product=row.product,
-        ),
-    )
-
-
-def _timer_row(t: Timer) -> dict[str, Any]:
-    c = t.contact
-    return {
-        "decision_id": t.decision_id,
-        "customer_id": t.customer_id,
-        "programme": t.programme,
-        "rule": t.rule,
-        "episode": t.episode,
-        "event_id": t.event_id,
-        "repeat": t.repeat,
-        "first_due_at": t.first_due_at,
-        "due_at": t.due_at,
-        "email": c.email,
-        "phone": c.phone,
-        "name": c.name,
-        "locale": c.locale,
-        "timezone": c.timezone,
-        "kind": c.kind,
-        "channel": c.channel,
-        "partner": c.partner,
-        "product": c.product,
-    }
-
-
-def _last_surveyed(session: Session, customers: set[str]) -> dict[str, datetime]:
-    rows = session.execute(
-        select(col(CustomerContactState.customer_id), col(CustomerContactState.last_surveyed_at))
-        .where(col(CustomerContactState.customer_id).in_(customers))
-        .where(col(CustomerContactState.last_surveyed_at).is_not(None))
-    ).all()
-    return dict(rows)
-
-
-def _programme_last(session: Session, customers: set[str]) -> defaultdict[str, dict[str, datetime]]:
-    rows = session.execute(
-        select(
-            col(CustomerProgrammeState.customer_id),
-            col(CustomerProgrammeState.programme),
-            col(CustomerProgrammeState.last_surveyed_at),
-        ).where(col(CustomerProgrammeState.customer_id).in_(customers))
-    ).all()
-    found: defaultdict[str, dict[str, datetime]] = defaultdict(dict)
-    for customer, programme, at in rows:
-        found[customer][programme] = at
-    return found
-
-
-def _open_tasks(session: Session, customers: set[str]) -> Counter[tuple[str, str]]:
-    rows = session.execute(
-        select(col(FollowupTask.customer_id), col(FollowupTask.origin), func.count())
-        .where(col(FollowupTask.customer_id).in_(customers))
-        .where(col(FollowupTask.status).notin_([s.value for s in FINAL_STATUSES]))
-        .group_by(col(FollowupTask.customer_id), col(FollowupTask.origin))
-    ).all()
-    return Counter({(customer, origin): count for customer, origin, count in rows})
-
-
-def _decision_row(d: NewDecision, rules: Rules, now: datetime) -> dict[str, Any]:
-    """A survey_decisions row: pending while it has a timer, resolved *now* otherwise."""
-    return {
-        "decision_id": d.decision_id,
-        "event_id": d.event_id,
-        "customer_id": d.customer_id,
-        "programme": d.programme,
-        "rule": d.rule,
-        "rules_version": rules.label,
-        "repeat": d.repeat,
-        "outcome": d.reason.outcome,
-        "reason": d.reason.value,
-        "due_at": d.timer.due_at if d.timer else None,
-        "invitation_id": None,
-        "decided_at": now,
-        "resolved_at": None if d.timer else now,
-    }
-
-
 def _scheduled(timer: Timer) -> NewDecision:
     """The pending decision a (repeat) timer stands for."""
     return NewDecision(
@@ -667,52 +550,6 @@ def _scheduled(timer: Timer) -> NewDecision:
         timer.repeat,
         Reason.SCHEDULED,
         timer,
-    )
-
-
-def _invitation_row(rules: Rules, timer: Timer, now: datetime) -> dict[str, Any]:
-    programme = rules.programme(timer.programme)
-    if programme is None:
-        raise ValueError("a survey was due for a programme the rules do not have")
-    c = timer.contact
-    email_survey = programme.channel == "email"
-    return {
-        "invitation_id": invitation_id_for(timer.decision_id),
-        "event_id": timer.event_id,
-        "decision_id": timer.decision_id,
-        "customer_id": timer.customer_id,
-        "email": c.email if email_survey else None,
-        "phone": None if email_survey else c.phone,
-        "name": c.name,
-        "locale": c.locale,
-        "kind": c.kind,
-        "channel": c.channel,
-        "partner": c.partner,
-        "product": c.product,
-        "programme": programme.name,
-        "rule": timer.rule,
-        "template": programme.template,
-        "survey_channel": programme.channel,
-        "created_at": now,
-        "expires_at": now + approx_timedelta(programme.expiry),
-        "delivery_status": "pending",
-        "delivery_attempts": 0,
-        "reminders_planned": programme.reminders if email_survey else 0,
-        "reminder_gap_s": int(approx_timedelta(programme.reminder_after).total_seconds()),
-        "reminders_sent": 0,
-    }
-
-
-def _invitation_info(row: dict[str, Any]) -> InvitationInfo:
-    return InvitationInfo(
-        invitation_id=row["invitation_id"],
-        event_id=row["event_id"],
-        customer_id=row["customer_id"],
-        locale=row["locale"],
-        created_at=row["created_at"],
-        programme=row.get("programme"),
-        template=row.get("template") or "transactional",
-        survey_channel=row.get("survey_channel") or "email",
     )
 
 

@@ -16,9 +16,10 @@ import pytest
 from agents.runtime import Runtime
 from models.contact_events import parse_contact_event
 from models.rules import load_rules
-from models.store.decisions import InvitationInfo, decide_contact
+from models.store.decisions import decide_contact
 from models.store.engine import make_engine
 from models.store.schema import create_schema
+from models.store.survey_state import InvitationInfo
 from streams.app import create_app
 from streams.settings import Settings
 from streams.topics import declare_topics
