@@ -21,9 +21,10 @@ from models.backtest import backtest
 from models.contact_events import ContactEvent
 from models.followup_rules import load_followup_rules
 from models.rules import Rules, load_rules
-from models.store.decisions import decide_contacts, fire_due_timers, next_due_at
+from models.store.decisions import decide_contacts
 from models.store.engine import make_engine
 from models.store.schema import create_schema
+from models.store.survey_timers import fire_due_timers, next_due_at
 from models.store.tables import SurveyResponse
 from streams.settings import get_settings
 from tests.contact_data import contact, event_data

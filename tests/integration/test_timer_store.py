@@ -12,7 +12,8 @@ from sqlalchemy import Engine, text
 from models.contact_events import ContactEvent, parse_contact_event
 from models.followup_rules import load_followup_rules
 from models.rules import parse_rules
-from models.store.decisions import decide_contacts, fire_due_timers
+from models.store.decisions import decide_contacts
+from models.store.survey_timers import fire_due_timers
 
 RULES = parse_rules(
     b"""
