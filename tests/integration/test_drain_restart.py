@@ -194,3 +194,31 @@ def test_ctrl_c_drains_every_event_and_a_restart_does_each_effect_once(tmp_path:
     assert Counter(invitations.values()) == {"sent": EVENTS}
     assert set(mailed) == set(invitations)
     assert [i for i, n in mailed.items() if n != 1] == []
+
+
+def test_a_second_ctrl_c_stops_at_once(tmp_path: Path) -> None:
+    """Ctrl-C while draining a large backlog with a long drain timeout: the second Ctrl-C
+    stops cxloop at once, and it still says what it leaves behind."""
+    sent = 5000
+    loop = RunningLoop(
+        data_dir=tmp_path / "cxloop",
+        database_url=f"sqlite:///{tmp_path / 'cxloop.db'}",
+        extra_env={"CXLOOP_DRAIN_TIMEOUT_S": str(DRAIN_TIMEOUT_S)},
+    )
+    offset = start(loop)
+    try:
+        produce_all(loop.bootstrap, events(sent, "twice"))
+        assert loop.process is not None
+        loop.process.send_signal(signal.SIGINT)
+        wait_for(lambda: "Draining:" in output_since(loop, offset), 10, "the drain to start")
+        code, seconds = interrupt(loop, STOP_MARGIN_S)
+    finally:
+        loop.stop()
+    output = output_since(loop, offset)
+
+    assert code == 0, output
+    assert seconds < STOP_MARGIN_S < DRAIN_TIMEOUT_S
+    assert "Stopping now." in output
+    assert re.search(r"Stopped\. .* will be lost: the embedded broker keeps nothing", output), (
+        output
+    )
