@@ -138,7 +138,7 @@ def _rewrite_others(
             # CommandError: `cxloop db` reports it in one line; the transaction rolls back.
             raise CommandError(
                 f"{table}.{column} (rowid {rowid}) holds {str(value)[:40]!r}, which is not a "
-                "timestamp: fix or clear it, then run `cxloop db upgrade` again"
+                "timestamp: fix or clear it, then run the migration again"
             ) from None
         at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
         updates.append({"rowid": rowid, "value": render(at)})
