@@ -24,7 +24,7 @@ from models.stats import nps_estimate
 from models.store.staff_accounts import create_user
 from tests.integration.harness import RunningLoop, running_loop
 from tests.integration.test_dashboard_render_browser import pixels_of
-from tests.integration.test_reports import survey, task
+from tests.stores.test_reports import survey, task
 
 PASSWORD = "mia's long password"  # noqa: S105 - the test account's password
 PARTNERS = ("Telco Noord", "Shop Zuid", "Reseller Oost")
