@@ -22,6 +22,7 @@ from streams.topics import (
     SURVEY_INVITATIONS,
     SURVEY_RESPONSES,
 )
+from tests.factories import contact_event_data
 from tests.faults.harness import Answer, Background, FaultRig, Produced, ReceivedMail
 
 ANSWER_THREADS = 4  # customers answering at the same time
@@ -55,21 +56,19 @@ def contact_events(
         if not first and rng.random() < complaint_share:
             kind = "complaint"
         events.append(
-            {
-                "event_id": f"{prefix}-evt-{n:06d}",
-                "occurred_at": occurred_at,
-                "kind": kind,
-                "channel": rng.choice(_CHANNELS),
-                "customer": {
-                    "id": customer,
-                    "email": address_of(customer),
-                    "name": "Anna de Vries",
-                    "locale": rng.choice(("nl", "en", "de")),
-                },
-                "partner": "CBG Connect",
-                "product": "KPN EEN",
-                "case_id": f"K-{n}",
-            }
+            contact_event_data(
+                f"{prefix}-evt-{n:06d}",
+                kind,
+                occurred_at,
+                customer,
+                channel=rng.choice(_CHANNELS),  # drawn before the locale, as always
+                email=address_of(customer),
+                name="Anna de Vries",
+                locale=rng.choice(("nl", "en", "de")),
+                partner="CBG Connect",
+                product="KPN EEN",
+                case_id=f"K-{n}",
+            )
         )
     return events
 

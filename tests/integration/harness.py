@@ -14,7 +14,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -33,27 +32,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def contact_event(n: int | str, customer: str = "C-1001", **overrides: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "event_id": f"evt-{n}",
-        # Now: the rules count delays and expiry from when the contact happened.
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "kind": "support_contact",
-        "channel": "phone",
-        "customer": {
-            "id": customer,
-            "email": f"{customer.lower()}@example.nl",
-            "name": "Anna de Vries",
-            "locale": "nl",
-        },
-        "partner": "CBG Connect",
-        "product": "KPN EEN",
-        "case_id": "K-77",
-    }
-    event.update(overrides)
-    return event
 
 
 @dataclass

@@ -25,7 +25,8 @@ from models.store.decisions import decide_contacts, fire_due_timers, next_due_at
 from models.store.engine import create_schema, make_engine
 from models.store.tables import SurveyResponse
 from streams.settings import get_settings
-from tests.contact_data import contact, event_data
+from tests.factories import file_contact_event as contact
+from tests.factories import file_contact_event_data as event_data
 
 RULE_SETS = Path(str(files("models").joinpath("rule_sets")))
 DEMO = load_rules()
