@@ -6,7 +6,6 @@ import base64
 import email
 import email.policy
 import re
-import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -29,6 +28,7 @@ from models.store.tables import SurveyInvitation as InvitationRow
 from models.tokens import hash_token
 from streams import records
 from tests.agents.conftest import NOW, Harness, decided_invitation, settled
+from tests.harness.ports import free_port
 
 LINK = re.compile(r"https://survey\.example\.test/s/([A-Za-z0-9_-]+)")
 
@@ -74,13 +74,6 @@ class RecordingHandler:
 class SmtpServer:
     handler: RecordingHandler
     port: int
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture

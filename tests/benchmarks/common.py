@@ -15,12 +15,9 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +27,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from streams.embedded_broker import EmbeddedBroker
+from tests.harness.ports import HOST, free_port
+from tests.harness.waiting import wait_until
 
-HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[2]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -61,24 +59,6 @@ def out(line: str = "") -> None:
     """Progress output (unbuffered, so a long run shows where it is)."""
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(
-    check: Callable[[], object], timeout: float, what: str, interval: float = 0.1
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def passed_through_settings() -> dict[str, str]:
@@ -256,72 +236,6 @@ def _stop_process(process: subprocess.Popen[bytes] | None, sig: int, timeout: fl
             process.kill()
             process.wait()
     return process.returncode
-
-
-# --- PostgreSQL ----------------------------------------------------------------------------
-
-
-class PostgresProvider:
-    """A PostgreSQL server: CXLOOP_BENCH_POSTGRES_URL, CXLOOP_TEST_POSTGRES_URL, or a
-    throwaway cluster (tests/postgres_cluster.sh) started on first use and stopped at close()."""
-
-    def __init__(self) -> None:
-        self._url: str | None = None
-        self._cluster_dir: Path | None = None
-        self.source = ""
-
-    def admin_url(self) -> str:
-        if self._url is not None:
-            return self._url
-        for var in ("CXLOOP_BENCH_POSTGRES_URL", "CXLOOP_TEST_POSTGRES_URL"):
-            if os.environ.get(var):
-                self._url, self.source = os.environ[var], var
-                return self._url
-        bash = shutil.which("bash") or "/bin/bash"
-        # In the system temp dir, not under the clone: the postgres user must reach it.
-        self._cluster_dir = Path(tempfile.mkdtemp(prefix="cxloop-bench-pg."))
-        out(f"  starting a throwaway PostgreSQL cluster in {self._cluster_dir}")
-        result = subprocess.run(
-            [bash, str(REPO / "tests" / "postgres_cluster.sh"), "start", str(self._cluster_dir)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        lines = result.stdout.strip().splitlines()
-        if result.returncode != 0 or not lines:
-            self.close()
-            raise RuntimeError(f"throwaway PostgreSQL did not start:\n{result.stderr[-2000:]}")
-        self._url, self.source = lines[-1], "throwaway cluster (tests/postgres_cluster.sh)"
-        return self._url
-
-    @contextlib.contextmanager
-    def database(self, prefix: str) -> Iterator[str]:
-        """A new, empty database, dropped afterwards."""
-        admin_url = make_url(self.admin_url())
-        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as connection:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-            try:
-                yield admin_url.set(database=name).render_as_string(hide_password=False)
-            finally:
-                with admin.connect() as connection:
-                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        finally:
-            admin.dispose()
-
-    def close(self) -> None:
-        if self._cluster_dir is None:
-            return
-        bash = shutil.which("bash") or "/bin/bash"
-        subprocess.run(
-            [bash, str(REPO / "tests" / "postgres_cluster.sh"), "stop", str(self._cluster_dir)],
-            capture_output=True,
-            check=False,
-        )
-        self._cluster_dir = None
-        self._url = None
 
 
 # --- reading state while a worker writes it -------------------------------------------------

@@ -16,7 +16,6 @@ import email.policy
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -47,6 +46,7 @@ from streams.topics import (
     SURVEY_RESPONSES,
 )
 from tests.conftest import wait_for
+from tests.harness.ports import free_port
 from tests.kafka_reading import read_from_start
 
 T = TypeVar("T")
@@ -66,12 +66,6 @@ CONSUMED_TOPICS = (
     FOLLOWUP_ACTIONS,
     DEAD_LETTERS,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _die_with_test_process() -> None:

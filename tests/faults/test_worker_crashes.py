@@ -58,10 +58,10 @@ def _first_time_customers(events: Sequence[dict[str, Any]], seen: set[str]) -> l
 
 
 def test_worker_killed_mid_stream_and_restarted(
-    make_rig: Callable[[str], FaultRig], any_database_url: str, sizes: Sizes
+    make_rig: Callable[[str], FaultRig], database_url: str, sizes: Sizes
 ) -> None:
-    kills = sizes.kills if any_database_url.startswith("sqlite") else sizes.kills_postgres
-    rig = make_rig(any_database_url)
+    kills = sizes.kills if database_url.startswith("sqlite") else sizes.kills_postgres
+    rig = make_rig(database_url)
     worker = rig.add_worker()
     worker.wait_ready()
     events = contact_events(sizes.kill_events, sizes.kill_customers, seed=1, prefix="a")

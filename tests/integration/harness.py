@@ -8,7 +8,6 @@ import email.policy
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,13 +24,8 @@ from sqlalchemy import Engine, text
 
 from models.store.engine import make_engine
 from tests.conftest import wait_for
+from tests.harness.ports import free_port
 from tests.kafka_reading import read_from_start
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -35,11 +35,6 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 TASK_DUE = load_followup_rules()  # what opens complaint tasks
 
 
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
 # ------------------------------------------------------------------------------ rules check
 
 
@@ -196,11 +191,6 @@ def test_backtest_with_a_bad_rules_file_exits_1(runner: CliRunner, tmp_path: Pat
 
 
 # ---------------------------------------------------------------------------- rules explain
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/cxloop.db"
 
 
 @pytest.fixture
