@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import FaultRig
+from tests.faults.rig import FaultRig
 from tests.harness.postgres import ClusterFailed, PostgresCluster
 
 LONG = os.environ.get("CXLOOP_FAULTS_LONG") == "1"

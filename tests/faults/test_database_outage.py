@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import wait_for
 from tests.faults.checker import finish
 from tests.faults.conftest import Sizes
-from tests.faults.harness import FaultRig
+from tests.faults.rig import FaultRig
 from tests.faults.workload import Traffic, contact_events
 from tests.harness.postgres import PostgresCluster
 

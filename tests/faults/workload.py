@@ -23,7 +23,9 @@ from streams.topics import (
     SURVEY_RESPONSES,
 )
 from tests.factories import contact_event_data
-from tests.faults.harness import Answer, Background, FaultRig, Produced, ReceivedMail
+from tests.faults.rig import Answer, Background, FaultRig
+from tests.harness.smtp import Received
+from tests.harness.topics import Produced
 
 ANSWER_THREADS = 4  # customers answering at the same time
 _KINDS = ("purchase", "support_contact", "contract_change", "inquiry", "after_sales")
@@ -259,7 +261,7 @@ class Traffic:
         for future in pending:
             future.result()  # re-raise what went wrong on an answer thread
 
-    def _unanswered(self) -> list[ReceivedMail]:
+    def _unanswered(self) -> list[Received]:
         """The first mail of each invitation not answered yet (duplicates stay unanswered)."""
         fresh = []
         for mail in self.rig.smtp.received():
@@ -269,7 +271,7 @@ class Traffic:
                 fresh.append(mail)
         return fresh
 
-    def _answer(self, mail: ReceivedMail) -> None:
+    def _answer(self, mail: Received) -> None:
         nps = nps_for(mail.invitation_id)
         answer = self.rig.answer(mail, nps, comment=f"fault test answer {nps}")
         with self._lock:

@@ -21,7 +21,7 @@ from agents.cli.main import cli
 from models.store.lineage import lineage_rows
 from tests.conftest import wait_for
 from tests.factories import live_contact_event as contact_event
-from tests.integration.harness import RunningLoop, running_loop
+from tests.harness.loop import RunningLoop, running_loop
 
 ANNA = "c-1001@example.nl"
 DAY = 86400

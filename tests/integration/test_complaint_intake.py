@@ -22,8 +22,8 @@ from playwright.sync_api import Browser, BrowserContext, expect
 
 from models.complaint_intake import email_customer_id
 from tests.conftest import wait_for
+from tests.harness.loop import RunningLoop, running_loop
 from tests.harness.ports import free_port
-from tests.integration.harness import RunningLoop, running_loop
 
 T = TypeVar("T")
 

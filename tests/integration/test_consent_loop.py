@@ -21,7 +21,7 @@ from models.store.tables import SurveyInvitation as InvitationRow
 from streams.records import SurveyInvitation
 from tests.conftest import wait_for
 from tests.factories import live_contact_event as contact_event
-from tests.integration.harness import RunningLoop, running_loop
+from tests.harness.loop import RunningLoop, running_loop
 
 CUSTOMER = "C-8008"
 ADDRESS = "c-8008@example.nl"

@@ -23,7 +23,7 @@ from models.dashboard import nps_text
 from models.stats import nps_estimate
 from models.store.staff_accounts import create_user
 from tests.factories import add_followup_task, add_survey
-from tests.integration.harness import RunningLoop, running_loop
+from tests.harness.loop import RunningLoop, running_loop
 from tests.integration.test_dashboard_render_browser import pixels_of
 
 PASSWORD = "mia's long password"  # noqa: S105 - the test account's password

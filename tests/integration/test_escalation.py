@@ -22,8 +22,8 @@ import pytest
 from tests.conftest import wait_for
 from tests.factories import add_staff_user
 from tests.factories import live_contact_event as contact_event
-from tests.integration.harness import RunningLoop, running_loop
-from tests.kafka_reading import read_from_start
+from tests.harness.loop import RunningLoop, running_loop
+from tests.harness.topics import read_from_start
 
 FOLLOWUP_RULES = """
 version = "escalation-e2e"

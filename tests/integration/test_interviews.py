@@ -15,7 +15,7 @@ import pytest
 from models.interview_sessions import COOKIE_NAME
 from tests.conftest import wait_for
 from tests.factories import live_contact_event as contact_event
-from tests.integration.harness import RunningLoop, running_loop
+from tests.harness.loop import RunningLoop, running_loop
 
 RULES = """
 version = "phone-e2e-1"

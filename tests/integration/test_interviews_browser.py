@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import wait_for
 from tests.factories import live_contact_event as contact_event
-from tests.integration.harness import RunningLoop, running_loop
+from tests.harness.loop import RunningLoop, running_loop
 from tests.integration.test_interviews import RULES
 
 PHONE = "+31 6 2222 3333"

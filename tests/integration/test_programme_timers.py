@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.factories import live_contact_event as contact_event
-from tests.integration.harness import RunningLoop, running_loop
+from tests.harness.loop import RunningLoop, running_loop
 
 RULES = """
 version = "timers-e2e-1"

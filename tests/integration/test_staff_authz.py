@@ -16,7 +16,7 @@ import pytest
 from models.store.staff_accounts import create_user, issue_api_token, update_user
 from tests.conftest import wait_for
 from tests.factories import live_contact_event as contact_event
-from tests.integration.harness import RunningLoop, running_loop
+from tests.harness.loop import RunningLoop, running_loop
 
 # Complaints of partner Bravo go to the service team (nobody assigned), the rest to the
 # complaints team, whose staff get them least-loaded.

@@ -32,7 +32,7 @@ from sqlalchemy import text
 
 from tests.conftest import wait_for
 from tests.factories import live_contact_event as contact_event
-from tests.integration.harness import RunningLoop, running_loop
+from tests.harness.loop import RunningLoop, running_loop
 
 PHONE = {"width": 390, "height": 844}
 DUTCH_QUESTION = (

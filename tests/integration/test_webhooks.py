@@ -24,8 +24,8 @@ from models.store.tables import WebhookDelivery
 from models.store.webhook_outbox import Attempt, claim_deliveries, finish_delivery, verify
 from tests.conftest import wait_for
 from tests.factories import live_contact_event as contact_event
+from tests.harness.loop import running_loop
 from tests.harness.ports import free_port
-from tests.integration.harness import running_loop
 
 KEY = bytes(range(100, 132))
 SECRET = "whsec_" + base64.b64encode(KEY).decode()
