@@ -22,7 +22,8 @@ from aiokafka import AIOKafkaProducer
 from streams.consumer_lag import consumer_lag
 from streams.topics import CONTACT_EVENTS, SURVEY_INVITATIONS
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event
+from tests.factories import live_contact_event as contact_event
+from tests.harness.loop import RunningLoop
 
 EVENTS = 2000
 # Generous for a busy 2-core machine: draining 2,000 events takes the mailer ~10-25 s here.

@@ -18,7 +18,8 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from streams.topics import CONTACT_EVENTS, FOLLOWUP_TASKS, SURVEY_INVITATIONS
 from tests.conftest import wait_for
-from tests.integration.harness import contact_event, running_loop
+from tests.factories import live_contact_event as contact_event
+from tests.harness.loop import running_loop
 
 # kcat 1.7.1 / librdkafka 2.0.2 cannot parse tansu 0.6.0's ApiVersions v3 answer ("Local:
 # Read underflow"); without that request it falls back to the 0.9 protocol: metadata and

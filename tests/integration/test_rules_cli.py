@@ -27,18 +27,14 @@ from models.store.schema import create_schema
 from models.store.survey_timers import fire_due_timers, next_due_at
 from models.store.tables import SurveyResponse
 from streams.settings import get_settings
-from tests.contact_data import contact, event_data
+from tests.factories import file_contact_event as contact
+from tests.factories import file_contact_event_data as event_data
 
 RULE_SETS = Path(str(files("models").joinpath("rule_sets")))
 DEMO = load_rules()
 EXAMPLE = load_rules(RULE_SETS / "example.toml")
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 TASK_DUE = load_followup_rules()  # what opens complaint tasks
-
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
 
 
 # ------------------------------------------------------------------------------ rules check
@@ -197,11 +193,6 @@ def test_backtest_with_a_bad_rules_file_exits_1(runner: CliRunner, tmp_path: Pat
 
 
 # ---------------------------------------------------------------------------- rules explain
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/cxloop.db"
 
 
 @pytest.fixture
