@@ -176,6 +176,16 @@ class CxloopProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=30)
 
+    def send_signal(self, sig: int) -> None:
+        """Send *sig* (a Ctrl-C is SIGINT) and return at once."""
+        assert self.process is not None, f"{self.name} was never started"
+        self.process.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        """Its exit code once it has exited; subprocess.TimeoutExpired after *timeout* s."""
+        assert self.process is not None, f"{self.name} was never started"
+        return self.process.wait(timeout=timeout)
+
     def stop(self, timeout: float | None = None) -> int | None:
         """The profiler, then stop_signal and SIGKILL after *timeout* (default stop_timeout)
         s; the exit code (None: never started)."""
