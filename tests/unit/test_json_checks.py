@@ -48,9 +48,11 @@ def test_the_same_key_in_different_objects_is_no_duplicate(raw: bytes) -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(alphabet=":ab\\\"\x00é", max_size=6),
-    lambda children: st.lists(children, max_size=3)
-    | st.lists(st.tuples(st.text(alphabet=":ab", max_size=3), children), max_size=4),
+    st.none() | st.booleans() | st.integers() | st.text(alphabet=':ab\\"\x00é', max_size=6),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.lists(st.tuples(st.text(alphabet=":ab", max_size=3), children), max_size=4)
+    ),
     max_leaves=12,
 )
 
