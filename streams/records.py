@@ -268,7 +268,8 @@ class DeadLetter(WireRecord):
     reason: str
     original_b64: str = StringField(allow_blank=True)  # an empty message is still a message
     received_at: datetime
-    key_b64: str | None = None
+    # An empty key is still a key (b""), as an empty message is still a message.
+    key_b64: str | None = StringField(allow_blank=True, required=False, default=None)
     original_size: int | None = None
     original_sha256: str | None = None
     schema_version: int = DEAD_LETTER_SCHEMA_VERSION
