@@ -160,7 +160,8 @@ async def send_to_dead_letters(
     its first 64 KiB, with the size and SHA-256 of the whole), keyed by *customer_id*, else
     the customer the source key names, else the dead-letter id."""
     message = event.message
-    value = message.value
+    # A tombstone is a None value on the event (the message may carry b"" for it).
+    value = None if event.value is None else message.value
     raw = value if isinstance(value, bytes) else bytes(value or b"")
     kept = raw if len(raw) <= rt.settings.max_message_bytes else raw[:PREVIEW_BYTES]
     key = message.key if isinstance(message.key, bytes) else None

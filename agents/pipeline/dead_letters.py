@@ -19,7 +19,12 @@ from agents.consume import (
 from agents.runtime import Runtime, bind_event
 from models.json_checks import nul_path
 from models.store.dead_letters import REASON_MAX, StoredLetter, record_dead_letter
-from streams.records import DeadLetter, DeadLetterReason, dead_letter_reason
+from streams.records import (
+    DEAD_LETTER_SCHEMA_VERSION,
+    DeadLetter,
+    DeadLetterReason,
+    dead_letter_reason,
+)
 
 log = structlog.get_logger("cxloop.dead_letters")
 
@@ -46,7 +51,7 @@ def _readable(rt: Runtime, event: faust.EventT[bytes]) -> StoredLetter | str:
         if not 0 < len(getattr(letter, name)) <= limit and name != "reason":
             detail = f"{name}: must be 1 to {limit} characters"
             return dead_letter_reason(DeadLetterReason.INVALID_FIELD, detail)
-    whole = letter.original_size is None and letter.original_sha256 is None
+    whole = letter.schema_version < DEAD_LETTER_SCHEMA_VERSION  # v1: no size, no digest
     return StoredLetter(
         dead_letter_id=letter.dead_letter_id,
         source_topic=letter.source_topic,

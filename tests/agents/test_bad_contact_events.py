@@ -103,6 +103,7 @@ async def test_every_bad_contact_event_is_dead_lettered_with_its_code(
         row = rows[dead_letter_id("contact-events", by_offset[2 * i][1]["partition"], 2 * i)]
         assert row["reason"].partition(":")[0] == entry.code, entry.name
         assert row["source_topic"] == "contact-events"
+        assert row["original_size"] == (None if bad_value is None else len(bad_value))
         if entry.code == "too_large":
             assert bad_value is not None
             assert len(bytes(row["original"])) == PREVIEW_BYTES
