@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 NUL = "\x00"
+NUL_MESSAGE = "contains a NUL character, which cannot be stored"  # what an API answers
 _NUL_BYTE = b"\x00"
 _NUL_ESCAPE = b"\\u0000"
 _COLON = b":"

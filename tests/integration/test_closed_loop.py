@@ -220,7 +220,9 @@ def test_api_answers_and_token_errors(loop: RunningLoop) -> None:
     assert httpx.post(api, json={"nps": 7}, timeout=10).json()["fields"] == {
         "token": "required: the token from the survey link"
     }
-    assert httpx.post(api, content=b"nope", timeout=10).status_code == 400
+    json_type = {"Content-Type": "application/json"}
+    assert httpx.post(api, content=b"nope", headers=json_type, timeout=10).status_code == 400
+    assert httpx.post(api, content=b"nope", timeout=10).status_code == 415
     ok = httpx.post(api, json={"token": token, "nps": 10, "comment": "Top"}, timeout=10)
     assert ok.status_code == 201
     assert httpx.post(api, json={"token": token, "nps": 10}, timeout=10).status_code == 409
