@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 NUL = "\x00"
 NUL_MESSAGE = "contains a NUL character, which cannot be stored"  # what an API answers
 _NUL_BYTE = b"\x00"
 _NUL_ESCAPE = b"\\u0000"
 _COLON = b":"
-_COLON_ESCAPES = (b"\\u003a", b"\\u003A")
+_COLON_ESCAPE = b"\\u003"  # \\u003a or \\u003A (and, rarely, a digit or ;<=>?)
 _NAME_MAX = 60
 
 
@@ -69,38 +71,19 @@ def duplicate_key(raw: bytes, data: object) -> str | None:
     """The path of a key that appears twice in one object of *raw* (which orjson decoded to
     *data*, keeping the last), or None.
 
-    Outside strings a colon only ever follows a key, so when *raw* holds exactly as many
-    colons as *data* has keys plus colons inside its strings and keys, no key was lost.
-    Only when the counts differ (or a colon is escaped as \\u003a, which would spoil the
-    count) is *raw* parsed again keeping every pair.
+    Outside strings a colon only ever follows a key. orjson writes *data* back with one
+    colon per key it kept plus the colons inside strings, so when *raw* holds as many
+    colons, no key was lost (both counts in C, well under a microsecond for an event).
+    Only when they differ, or *raw* escapes a character near ':' (\\u003a would spoil
+    the count), is *raw* parsed again keeping every pair.
     """
-    keys, colons = _keys_and_colons(data)
-    if raw.count(_COLON) == keys + colons and not any(e in raw for e in _COLON_ESCAPES):
-        return None
+    if _COLON_ESCAPE not in raw:
+        try:
+            if raw.count(_COLON) == orjson.dumps(data).count(_COLON):
+                return None
+        except orjson.JSONEncodeError:
+            pass  # not what orjson itself decoded: look closer
     return _first_duplicate(raw)
-
-
-def _keys_and_colons(data: object) -> tuple[int, int]:
-    keys = colons = 0
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if type(item) is dict:
-            keys += len(item)
-            values: Any = item.values()
-            for key in item:
-                colons += key.count(":")
-        elif type(item) is list:
-            values = item
-        else:
-            continue
-        for value in values:
-            kind = type(value)
-            if kind is str:
-                colons += value.count(":")
-            elif kind is dict or kind is list:
-                stack.append(value)
-    return keys, colons
 
 
 class _Pairs(dict[str, Any]):
