@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import orjson
@@ -113,6 +113,12 @@ def parse_contact_event(
         event = ContactEvent.model_validate(data)
     except ValidationError as exc:
         raise ContactEventInvalidError("invalid_field", _describe(exc)) from None
+    try:
+        event.occurred_at.astimezone(UTC)  # timers and SQL count in UTC
+    except OverflowError:
+        raise ContactEventInvalidError(
+            "invalid_field", "occurred_at: out of range in UTC"
+        ) from None
     if now is not None and max_ahead is not None and event.occurred_at > now + max_ahead:
         ahead = int((event.occurred_at - now).total_seconds())
         raise ContactEventInvalidError(

@@ -279,6 +279,12 @@ CATALOGUE: tuple[BadContactEvent, ...] = (
         "occurred_at",
     ),
     BadContactEvent(
+        "occurred_at before year 1 in UTC",
+        "invalid_field",
+        _changed("occurred_at", value="0001-01-01T00:00:00+14:00"),
+        "occurred_at",
+    ),
+    BadContactEvent(
         "occurred_at not a time",
         "invalid_field",
         _changed("occurred_at", value="yesterday"),
