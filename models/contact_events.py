@@ -113,12 +113,12 @@ def parse_contact_event(
         event = ContactEvent.model_validate(data)
     except ValidationError as exc:
         raise ContactEventInvalidError("invalid_field", _describe(exc)) from None
-    try:
-        event.occurred_at.astimezone(UTC)  # timers and SQL count in UTC
-    except OverflowError:
-        raise ContactEventInvalidError(
-            "invalid_field", "occurred_at: out of range in UTC"
-        ) from None
+    if event.occurred_at.year in (1, 9999):  # only these can leave datetime's range in UTC
+        try:
+            event.occurred_at.astimezone(UTC)  # timers and SQL count in UTC
+        except OverflowError:
+            detail = "occurred_at: out of range in UTC"
+            raise ContactEventInvalidError("invalid_field", detail) from None
     if now is not None and max_ahead is not None and event.occurred_at > now + max_ahead:
         ahead = int((event.occurred_at - now).total_seconds())
         raise ContactEventInvalidError(
