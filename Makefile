@@ -20,8 +20,9 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 LINT_PATHS := streams agents models tests
 TYPED_PATHS := streams agents models
-# Debian packages the tests need: browser tests (Chromium) and the throwaway PostgreSQL.
-SYSTEM_PACKAGES := chromium chromium-driver postgresql-15
+# Debian packages the tests need: browser tests (Chromium), the throwaway PostgreSQL and
+# Debian's kcat (the librdkafka 2.0.2 client integrators may have; tests/integration).
+SYSTEM_PACKAGES := chromium chromium-driver postgresql-15 kcat
 PG_INITDB := /usr/lib/postgresql/15/bin/initdb
 
 .PHONY: setup up test system-deps bench faults
@@ -61,7 +62,8 @@ faults: setup system-deps
 		$(VENV)/bin/pytest tests/faults -rA $(PYTEST_ARGS)
 
 system-deps:
-	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && [ -x $(PG_INITDB) ]; then \
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && [ -x $(PG_INITDB) ] \
+		&& [ -x /usr/bin/kcat ]; then \
 		exit 0; \
 	elif [ "$$(id -u)" -ne 0 ]; then \
 		echo "make test: not root, so not installing $(SYSTEM_PACKAGES);" \

@@ -1,10 +1,10 @@
 """Forecast what a rules file would do: replay contact events through the engine in memory.
 
 The replay uses the same pure functions as the live path (models.programmes: plan_event,
-check_due, next_repeat) in the same order as models.store.decisions: events in time order,
-due timers fired oldest first at their due time, a survey updating the customer's last
-survey time and the programme's. Customer state lives in dicts. Nothing is sent and nothing
-is written to a topic or a database.
+check_due, next_repeat) in the same order as models.store.decisions and
+models.store.survey_timers: events in time order, due timers fired oldest first at their
+due time, a survey updating the customer's last survey time and the programme's. Customer
+state lives in dicts. Nothing is sent and nothing is written to a topic or a database.
 
 What a backtest cannot know is modelled simply and said in the forecast's notes: there are
 no answers, so no detractor follow-up tasks; a complaint stays open for a fixed number of

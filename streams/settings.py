@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     broker_session_timeout_s: float = Field(6.0, description="Consumer-group session timeout.")
     broker_heartbeat_interval_s: float = Field(1.0, description="Consumer-group heartbeat.")
     broker_rebalance_timeout_s: float = Field(4.0, description="Consumer-group rebalance timeout.")
+    drain_timeout_s: float = Field(
+        30.0,
+        ge=0,
+        description="On Ctrl-C or SIGTERM: keep consuming until the consumer lag of every "
+        "topic the worker reads is zero, at most this long; 0 = stop at once.",
+    )
 
     batch_max_events: int = Field(
         500, ge=1, description="Most events a hot-path agent takes per batch (one transaction)."

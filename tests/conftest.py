@@ -1,18 +1,19 @@
-"""Shared fixtures: databases (SQLite file, or a fresh PostgreSQL database per test)."""
+"""Shared fixtures: databases (SQLite file, or a fresh PostgreSQL database per test), the CLI
+runner, and wait_for. Test data: tests/factories.py; servers and processes: tests/harness."""
 
 from __future__ import annotations
 
 import os
-import time
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
+from typer.testing import CliRunner
 
 from models.store.engine import make_engine
 from models.store.schema import create_schema
+from tests.harness.postgres import fresh_database
+from tests.harness.waiting import WaitTimeoutError, wait_until
 
 
 def postgres_admin_url() -> str:
@@ -29,17 +30,13 @@ def postgres_admin_url() -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A new, empty PostgreSQL database for one test, dropped afterwards."""
-    admin_url = make_url(postgres_admin_url())
-    name = f"cxloop_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(admin_url.render_as_string(hide_password=False))
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(postgres_admin_url()) as url:
+        yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: os.PathLike[str]) -> str:
+    return f"sqlite:///{tmp_path}/cxloop.db"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -59,15 +56,18 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture
+def runner() -> CliRunner:
+    """Runs `cxloop` commands in this process."""
+    return CliRunner()
+
+
 def wait_for(
     check: Callable[[], object], timeout: float, what: str, interval: float = 0.1
 ) -> object:
     """Poll *check* until it returns something truthy; fail with *what* after *timeout* s."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout} s waiting for {what} (last value: {last!r})")
+    try:
+        return wait_until(check, timeout, what, interval)
+    except WaitTimeoutError as timed_out:
+        message = str(timed_out)
+    pytest.fail(message)

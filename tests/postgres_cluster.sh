@@ -38,13 +38,10 @@ as_owner() {
     fi
 }
 
+# tests/harness/ports.py, standard library only; -I: nothing from the environment or cwd.
+PORTS_PY="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/harness/ports.py"
 free_port() {
-    "$PYTHON" -c '
-import socket
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    print(s.getsockname()[1])
-'
+    "$PYTHON" -I "$PORTS_PY"
 }
 
 cmd_start() {

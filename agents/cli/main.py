@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-import faust
 import orjson
 import structlog
 import typer
@@ -17,11 +17,13 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy.engine import make_url
 
 from agents.cli import db, followup, report, rules, staff
+from agents.cli.drain import DrainingWorker, consumed_topics, left_behind, measure_lag
 from agents.mail.mail_server import start_mail_server
 from agents.runtime import Runtime
 from agents.wiring import build_worker
 from models.followup_rules import FollowupRulesError
 from models.rules import RulesError
+from models.store.backlog import Backlog, resume_backlog
 from models.store.schema import SchemaError, upgrade
 from models.store.staff_accounts import ensure_demo_staff
 from models.webhook_signing import WebhookConfigError
@@ -42,8 +44,12 @@ cli.add_typer(report.app, name="report")
 log = structlog.get_logger("cxloop.cli")
 
 
-def run_worker(app: CxApp, settings: Settings) -> None:
-    """Create the topics, then run the Faust worker until it is stopped (Ctrl-C or SIGTERM)."""
+def run_worker(
+    app: CxApp, settings: Settings, say: Callable[[str], None] | None = None
+) -> dict[str, int] | None:
+    """Create the topics, run the Faust worker until it is stopped (the first Ctrl-C or
+    SIGTERM drains, the second stops at once), then return what its group left unconsumed
+    per topic (None if the broker did not say). *say* tells the operator about the drain."""
     asyncio.run(
         ensure_topics(
             settings.kafka_bootstrap,
@@ -54,8 +60,11 @@ def run_worker(app: CxApp, settings: Settings) -> None:
     )
     # asyncio.run closed its loop; Faust's worker wants a current one of its own.
     asyncio.set_event_loop(asyncio.new_event_loop())
-    worker = faust.Worker(
+    worker = DrainingWorker(
         app,
+        bootstrap=settings.kafka_bootstrap,
+        drain_timeout_s=settings.drain_timeout_s,
+        tell=say,
         loglevel=settings.log_level,
         override_logging=False,
         redirect_stdouts=False,
@@ -67,6 +76,7 @@ def run_worker(app: CxApp, settings: Settings) -> None:
     except SystemExit as exit_:
         if exit_.code not in (0, None):
             raise
+    return asyncio.run(measure_lag(settings.kafka_bootstrap, settings.app_id, consumed_topics(app)))
 
 
 @cli.command()
@@ -107,8 +117,12 @@ def up(
         typer.Option(help="On a database without staff accounts, create demo inbox accounts."),
     ] = True,
     now: Annotated[bool, typer.Option("--now", help=NOW_HELP)] = False,
+    drain_timeout: Annotated[
+        float | None, typer.Option(help=DRAIN_HELP + " (default: CXLOOP_DRAIN_TIMEOUT_S, 30).")
+    ] = None,
 ) -> None:
-    """Start the embedded broker, a local SMTP server and a worker; stop them all on Ctrl-C."""
+    """Start the embedded broker, a local SMTP server and a worker; stop them all on Ctrl-C
+    (the first drains the topics, the second stops at once)."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     base = get_settings()
@@ -133,6 +147,7 @@ def up(
         complaint_smtp_port=(
             complaint_port if complaint_port is not None else base.complaint_smtp_port or 2525
         ),
+        drain_timeout_s=base.drain_timeout_s if drain_timeout is None else drain_timeout,
     )
     mail_dir = data_dir / "mail"
     broker = EmbeddedBroker(host, kafka_port, data_dir / "broker.log")
@@ -160,11 +175,47 @@ def up(
         if accounts:
             _save_accounts(data_dir, accounts)
         _print_welcome(settings, data_dir, broker.bootstrap)
-        run_worker(app, settings)
+        typer.echo(resuming(resume_backlog(runtime.engine, runtime.clock())), err=True)
+        lag = run_worker(app, settings, say=_say)
+        typer.echo("Stopped. " + left_behind(lag, embedded=True, group=settings.app_id), err=True)
     finally:
         mail_server.stop()
         broker.stop()
         log.info("cxloop_stopped")
+
+
+DRAIN_HELP = (
+    "Seconds the first Ctrl-C or SIGTERM keeps consuming until every topic is read "
+    "(a second one stops at once); 0 = stop at once"
+)
+
+
+def _say(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def resuming(backlog: Backlog) -> str:
+    """One line on what this start picks up from SQL (counts only)."""
+    if backlog.empty:
+        return "Resuming from SQL: nothing waiting."
+    parts = [
+        f"{count:,} {what}"
+        for what, count in (
+            (
+                f"survey timers pending ({backlog.survey_timers_due:,} due now)",
+                backlog.survey_timers,
+            ),
+            ("invitations not yet mailed", backlog.invitations_to_mail),
+            ("invitations interrupted mid-send (not sent again)", backlog.invitations_interrupted),
+            ("reminders not yet mailed", backlog.reminders_to_mail),
+            ("answers not yet published", backlog.answers_to_publish),
+            ("task events not yet published", backlog.task_events_to_publish),
+            ("webhooks pending", backlog.webhooks_pending),
+            ("staff e-mails pending", backlog.staff_mail_pending),
+        )
+        if count
+    ]
+    return "Resuming from SQL: " + ", ".join(parts) + "."
 
 
 def _staff_token(data_dir: Path) -> str:
@@ -212,7 +263,8 @@ def _print_welcome(settings: Settings, data_dir: Path, bootstrap: str) -> None:
                 f"  Database                {_redacted(settings.database_url)}",
                 f"Send a contact event:     cxloop emit examples/contact-event.jsonl"
                 f" --bootstrap {bootstrap}",
-                "Stop with Ctrl-C.",
+                "Stop with Ctrl-C: it first reads what is on the topics (at most "
+                f"{settings.drain_timeout_s:g} s); twice stops at once.",
             ]
         ),
         err=True,
@@ -227,9 +279,15 @@ CONFIG_ERRORS = (RulesError, FollowupRulesError, WebhookConfigError)
 
 
 @cli.command()
-def worker() -> None:
+def worker(
+    drain_timeout: Annotated[
+        float | None, typer.Option(help=DRAIN_HELP + " (default: CXLOOP_DRAIN_TIMEOUT_S, 30).")
+    ] = None,
+) -> None:
     """Run one worker against the Kafka, database and SMTP relay in CXLOOP_* settings."""
     settings = get_settings()
+    if drain_timeout is not None:
+        settings = settings.model_copy(update={"drain_timeout_s": drain_timeout})
     configure_logging(settings.log_level, settings.log_format)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -242,7 +300,14 @@ def worker() -> None:
     except typer.Exit:
         runtime.engine.dispose()
         raise
-    run_worker(app, settings)
+    backlog = resume_backlog(runtime.engine, runtime.clock())
+    log.info("worker_resuming", **backlog.counts())
+    lag = run_worker(app, settings)
+    log.info(
+        "worker_stopped",
+        left_behind=left_behind(lag, embedded=False, group=settings.app_id),
+        **{f"waiting_{topic}": count for topic, count in sorted((lag or {}).items())},
+    )
 
 
 @cli.command()

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 from agents.runtime import Runtime
 from models.store.call_list import phone_invitations
-from models.store.decisions import InvitationInfo
 from models.store.reminders import ReminderInfo
+from models.store.survey_state import InvitationInfo
 from streams.records import CallListEntry, SurveyInvitation
 
 

@@ -14,8 +14,8 @@ import structlog
 
 from agents.pipeline.survey_dispatch import dispatch_invitations, send_invitation
 from agents.runtime import Runtime
-from models.store.decisions import fire_due_timers
 from models.store.reminders import fire_due_reminders
+from models.store.survey_timers import fire_due_timers
 
 log = structlog.get_logger("cxloop.scheduler")
 

@@ -1,80 +1,46 @@
-"""Survey decisions and their timers in SQL, a batch per transaction.
+"""Survey decisions on contact events in SQL, a batch per transaction.
 
 decide_contacts records a batch of contact events, plans each with the rules in force
 (models.programmes.plan_event), writes the decisions and timers, closes the timers the
-events cancel or supersede, and fires the timers that are already due. fire_due_timers
-is the sweeper: it takes due timers through the due_at index, oldest first, and fires
-them. Firing checks eligibility against the customer's state at that moment, claims the
-contact-frequency cap with a conditional UPDATE (so two workers cannot both survey one
-customer), creates the invitation and schedules a repeating rule's next timer.
+events cancel or supersede, opens complaint tasks, and fires the timers that are already
+due (models.store.survey_timers, where the sweeper fires the rest when they fall due).
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, select, update
+from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from models.contact_events import ContactEvent, ContactKind
-from models.eligibility import CustomerView, Reason
+from models.eligibility import Reason
 from models.followup_rules import FollowupRules
-from models.programmes import (
-    Contact,
-    NewDecision,
-    PendingTimers,
-    Timer,
-    cap_of,
-    check_due,
-    invitation_id_for,
-    next_repeat,
-    plan_event,
+from models.programmes import PendingTimers, Timer, plan_event
+from models.rules import Rules
+from models.store.engine import insert_many_if_absent, transaction
+from models.store.survey_state import (
+    InvitationInfo,
+    decision_row,
+    invitation_info,
+    load_pending_timers,
+    timer_row,
 )
-from models.rules import Rules, approx_timedelta
-from models.store.aggregates import add_invitations
-from models.store.consent import opted_out_by_channel
-from models.store.engine import (
-    insert_many_if_absent,
-    insert_many_returning_new,
-    lock_due,
-    transaction,
-)
+from models.store.survey_timers import FireResult, fire_timers, resolve_timers
 from models.store.tables import ContactEvent as ContactEventRow
-from models.store.tables import (
-    CustomerContactState,
-    CustomerProgrammeState,
-    FollowupTask,
-    SurveyDecision,
-    SurveyInvitation,
-    SurveyTimer,
-)
+from models.store.tables import FollowupTask, SurveyDecision, SurveyInvitation, SurveyTimer
 from models.store.tasks import open_tasks_in
-from models.task_lifecycle import (
-    FINAL_STATUSES,
-    NewTask,
-    TaskOrigin,
-    TaskSubject,
-    task_for_complaint,
-)
-
-# Core tables for executemany statements (one round trip for a batch of rows).
-_TIMERS = SurveyTimer.__table__  # type: ignore[attr-defined]
-_DECISIONS = SurveyDecision.__table__  # type: ignore[attr-defined]
-_PROGRAMME_STATE = CustomerProgrammeState.__table__  # type: ignore[attr-defined]
+from models.task_lifecycle import NewTask, TaskSubject, task_for_complaint
 
 __all__ = [
     "DecisionInfo",
-    "FireResult",
-    "InvitationInfo",
     "TriggerResult",
     "decide_contact",
     "decide_contacts",
-    "fire_due_timers",
-    "invitation_id_for",
 ]
 
 
@@ -92,20 +58,6 @@ class DecisionInfo:
     invitation_id: str | None
     decided_at: datetime
     due_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class InvitationInfo:
-    """What the survey-invitations (e-mail) or call-list (phone) message carries."""
-
-    invitation_id: str
-    event_id: str
-    customer_id: str
-    locale: str
-    created_at: datetime
-    programme: str | None = None
-    template: str = "transactional"
-    survey_channel: str = "email"
 
 
 @dataclass(frozen=True)
@@ -127,19 +79,6 @@ class TriggerResult:
         return self.invitations[0] if self.invitations else None
 
 
-@dataclass
-class FireResult:
-    """What firing timers led to."""
-
-    invitations: list[InvitationInfo] = field(default_factory=list)
-    reasons: Counter[str] = field(default_factory=Counter)
-    deferred_to: dict[str, datetime] = field(default_factory=dict)  # decision id → new due
-
-    @property
-    def deferred(self) -> int:
-        return len(self.deferred_to)
-
-
 def decide_contacts(
     engine: Engine,
     events: Sequence[ContactEvent],
@@ -159,7 +98,7 @@ def decide_contacts(
             if event.event_id not in earlier:
                 fresh.setdefault(event.event_id, event)
         customers = {e.customer.id for e in fresh.values()}
-        pending = PendingTimers(_load_timers(session, customers))
+        pending = PendingTimers(load_pending_timers(session, customers))
         batch = _Batch(followup)
         all_decisions: list[str] = []
         invitations: list[InvitationInfo] = []
@@ -173,7 +112,7 @@ def decide_contacts(
             batch.closed.extend(plan.closed)
             for d in plan.decisions:
                 all_decisions.append(d.decision_id)
-                batch.decisions.append(_decision_row(d, rules, now))
+                batch.decisions.append(decision_row(d, rules, now))
                 if d.timer is not None:
                     batch.timers[d.decision_id] = d.timer
             batch.contacts.append(_contact_row(event, now))
@@ -239,12 +178,12 @@ class _Batch:
         """Write the run, then fire its timers that are due (one set of statements)."""
         insert_many_if_absent(session, ContactEventRow, self.contacts)
         insert_many_if_absent(session, SurveyDecision, self.decisions)
-        insert_many_if_absent(session, SurveyTimer, [_timer_row(t) for t in self.timers.values()])
+        insert_many_if_absent(session, SurveyTimer, [timer_row(t) for t in self.timers.values()])
         self.opened.extend(t for t, _ in open_tasks_in(session, self.followup, self.tasks, now))
-        _resolve(session, self.closed, now)  # pending ones a later contact cancelled
+        resolve_timers(session, self.closed, now)  # pending ones a later contact cancelled
         still = {t.decision_id for t in pending}
         due = [t for t in self.timers.values() if t.decision_id in still and t.due_at <= now]
-        fired = _fire(session, rules, due, now)
+        fired = fire_timers(session, rules, due, now)
         for timer in due:
             pending.remove(timer)
             if timer.decision_id in fired.deferred_to:
@@ -284,217 +223,13 @@ def _complaint_text(event: ContactEvent) -> str | None:
     return text[:4000] if isinstance(text, str) and text.strip() else None
 
 
-def fire_due_timers(engine: Engine, rules: Rules, now: datetime, limit: int = 500) -> FireResult:
-    """Fire up to *limit* timers due by *now*, oldest first (the sweeper's tick).
-
-    The due_at index makes this cost the number of due timers, not the number pending;
-    models.store.engine.lock_due lets workers sweep side by side.
-    """
-    with transaction(engine) as session:
-        rows = lock_due(session, SurveyTimer, SurveyTimer.due_at, now, limit)
-        return _fire(session, rules, [_timer_of(r) for r in rows], now)
-
-
-def next_due_at(engine: Engine) -> datetime | None:
-    """When the earliest pending timer is due (the rules CLI tests step a clock by it)."""
-    with Session(engine) as session:
-        return session.execute(select(func.min(col(SurveyTimer.due_at)))).scalar()
-
-
-def _fire(session: Session, rules: Rules, timers: list[Timer], now: datetime) -> FireResult:
-    result = FireResult()
-    if not timers:
-        return result
-    timers = sorted(timers, key=lambda t: (t.due_at, t.decision_id))
-    customers = {t.customer_id for t in timers}
-    last = _last_surveyed(session, customers)
-    programme_last = _programme_last(session, customers)
-    open_tasks = _open_tasks(session, customers)
-    blocked = opted_out_by_channel(session, customers)
-
-    surveyed: list[Timer] = []
-    resolved: dict[str, tuple[Timer, Reason]] = {}
-    deferred: list[dict[str, Any]] = []
-    for timer in timers:
-        c = timer.customer_id
-        view = CustomerView(
-            last_surveyed_at=last.get(c),
-            programme_last_surveyed=programme_last[c],
-            open_complaints=open_tasks[c, TaskOrigin.COMPLAINT],
-            open_followups=open_tasks[c, TaskOrigin.DETRACTOR] + open_tasks[c, TaskOrigin.UNHAPPY],
-            opted_out=frozenset(ch for ch, who in blocked.items() if c in who),
-        )
-        outcome = check_due(rules, timer, view, now)
-        if outcome.defer_to is not None:
-            deferred.append(
-                {
-                    "b_id": timer.decision_id,
-                    "b_due": outcome.defer_to,
-                    "b_reason": outcome.reason.value,
-                }
-            )
-            result.deferred_to[timer.decision_id] = outcome.defer_to
-            continue
-        if outcome.reason is Reason.SURVEYED:
-            last[c] = now
-            programme_last[c][timer.programme] = now
-            surveyed.append(timer)
-        resolved[timer.decision_id] = (timer, outcome.reason)
-
-    _defer(session, deferred)
-    claimed = _claim_caps(session, rules, surveyed, now)
-    sent: list[Timer] = []
-    for timer in surveyed:
-        if timer.decision_id in claimed:
-            sent.append(timer)
-        else:
-            # Another worker surveyed this customer since we read the state.
-            resolved[timer.decision_id] = (timer, Reason.RECENTLY_SURVEYED)
-    invitation_rows = [_invitation_row(rules, t, now) for t in sent]
-    result.invitations.extend(_invitation_info(row) for row in invitation_rows)
-    new_invitations = insert_many_returning_new(
-        session, SurveyInvitation, invitation_rows, "invitation_id"
-    )
-    add_invitations(session, new_invitations, now)
-    insert_many_if_absent(
-        session,
-        CustomerProgrammeState,
-        [
-            {"customer_id": t.customer_id, "programme": t.programme, "last_surveyed_at": now}
-            for t in sent
-        ],
-    )
-    programme_rows = [
-        {"b_customer": t.customer_id, "b_programme": t.programme, "b_at": now} for t in sent
-    ]
-    if programme_rows:
-        session.connection().execute(
-            update(_PROGRAMME_STATE)
-            .where(_PROGRAMME_STATE.c.customer_id == bindparam("b_customer"))
-            .where(_PROGRAMME_STATE.c.programme == bindparam("b_programme"))
-            .values(last_surveyed_at=bindparam("b_at")),
-            programme_rows,
-        )
-    invitations = {r["decision_id"]: r["invitation_id"] for r in invitation_rows}
-    _resolve(session, resolved.values(), now, invitations)
-    repeats = [
-        nxt
-        for timer, reason in resolved.values()
-        if reason is not Reason.PROGRAMME_REMOVED and (nxt := next_repeat(rules, timer))
-    ]
-    insert_many_if_absent(
-        session, SurveyDecision, [_decision_row(_scheduled(t), rules, now) for t in repeats]
-    )
-    insert_many_if_absent(session, SurveyTimer, [_timer_row(t) for t in repeats])
-    result.reasons.update(reason.value for _, reason in resolved.values())
-    return result
-
-
-def _defer(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Move deferred timers (b_id, b_due, b_reason) and their pending decisions, as a batch."""
-    if not rows:
-        return
-    connection = session.connection()
-    connection.execute(
-        update(_TIMERS)
-        .where(_TIMERS.c.decision_id == bindparam("b_id"))
-        .values(due_at=bindparam("b_due")),
-        rows,
-    )
-    connection.execute(
-        update(_DECISIONS)
-        .where(_DECISIONS.c.decision_id == bindparam("b_id"))
-        .values(reason=bindparam("b_reason"), due_at=bindparam("b_due")),
-        rows,
-    )
-
-
-def _resolve(
-    session: Session,
-    resolved: Iterable[tuple[Timer, Reason]],
-    now: datetime,
-    invitations: Mapping[str, str] | None = None,
-) -> None:
-    """Delete the timers and close their pending decisions with the reasons given (and the
-    invitation each surveyed decision created)."""
-    invitations = invitations or {}
-    rows = list(resolved)
-    if not rows:
-        return
-    ids = [t.decision_id for t, _ in rows]
-    session.execute(_TIMERS.delete().where(_TIMERS.c.decision_id.in_(ids)))
-    # Only a pending decision changes: one a sweeper resolved first keeps its outcome.
-    session.connection().execute(
-        update(_DECISIONS)
-        .where(_DECISIONS.c.decision_id == bindparam("b_id"))
-        .where(_DECISIONS.c.outcome == "pending")
-        .values(
-            outcome=bindparam("b_outcome"),
-            reason=bindparam("b_reason"),
-            resolved_at=bindparam("b_at"),
-            invitation_id=bindparam("b_invitation"),
-        ),
-        [
-            {
-                "b_id": t.decision_id,
-                "b_outcome": reason.outcome,
-                "b_reason": reason.value,
-                "b_at": now,
-                "b_invitation": invitations.get(t.decision_id),
-            }
-            for t, reason in rows
-        ],
-    )
-
-
-def _claim_caps(session: Session, rules: Rules, timers: list[Timer], now: datetime) -> set[str]:
-    """Set last_surveyed_at = now for each customer not surveyed within the programme's
-    cap; the decision ids whose customer was claimed.
-
-    The conditional UPDATE … RETURNING is what keeps two workers from both surveying one
-    customer: only the customers it returns may be surveyed.
-    """
-    if not timers:
-        return set()
-    insert_many_if_absent(
-        session,
-        CustomerContactState,
-        [
-            {"customer_id": c, "last_surveyed_at": None}
-            for c in sorted({t.customer_id for t in timers})
-        ],
-    )
-    by_cap: dict[timedelta, list[Timer]] = defaultdict(list)
-    for timer in timers:
-        programme = rules.programme(timer.programme)
-        if programme is not None:
-            by_cap[cap_of(programme)].append(timer)
-    claimed: set[str] = set()
-    for cap, group in by_cap.items():
-        customers = {t.customer_id for t in group}
-        got = set(
-            session.execute(
-                update(CustomerContactState)
-                .where(col(CustomerContactState.customer_id).in_(customers))
-                .where(
-                    col(CustomerContactState.last_surveyed_at).is_(None)
-                    | (col(CustomerContactState.last_surveyed_at) <= now - cap)
-                )
-                .values(last_surveyed_at=now)
-                .returning(col(CustomerContactState.customer_id))
-            ).scalars()
-        )
-        claimed.update(t.decision_id for t in group if t.customer_id in got)
-    return claimed
-
-
 def _earlier_outcomes(session: Session, event_ids: list[str]) -> dict[str, TriggerResult]:
     decisions = _decision_infos_where(session, col(SurveyDecision.event_id).in_(set(event_ids)))
     if not decisions:
         return {}
     invitation_ids = {d.invitation_id for d in decisions if d.invitation_id}
     invitations = {
-        i.invitation_id: _invitation_info(_values(i))
+        i.invitation_id: invitation_info(_values(i))
         for i in session.execute(
             select(SurveyInvitation).where(col(SurveyInvitation.invitation_id).in_(invitation_ids))
         ).scalars()
@@ -544,176 +279,6 @@ def _decision_infos_where(session: Session, condition: Any) -> list[DecisionInfo
         .order_by(col(SurveyDecision.repeat), col(SurveyDecision.programme))
     ).all()
     return [DecisionInfo(*row) for row in rows]
-
-
-def _load_timers(session: Session, customers: set[str]) -> list[Timer]:
-    if not customers:
-        return []
-    rows = session.execute(
-        select(SurveyTimer).where(col(SurveyTimer.customer_id).in_(customers))
-    ).scalars()
-    return [_timer_of(r) for r in rows]
-
-
-def _timer_of(row: SurveyTimer) -> Timer:
-    return Timer(
-        decision_id=row.decision_id,
-        customer_id=row.customer_id,
-        programme=row.programme,
-        rule=row.rule,
-        episode=row.episode,
-        event_id=row.event_id,
-        repeat=row.repeat,
-        first_due_at=row.first_due_at,
-        due_at=row.due_at,
-        contact=Contact(
-            email=row.email,
-            phone=row.phone,
-            name=row.name,
-            locale=row.locale,
-            timezone=row.timezone,
-            kind=row.kind,
-            channel=row.channel,
-            partner=row.partner,
-            product=row.product,
-        ),
-    )
-
-
-def _timer_row(t: Timer) -> dict[str, Any]:
-    c = t.contact
-    return {
-        "decision_id": t.decision_id,
-        "customer_id": t.customer_id,
-        "programme": t.programme,
-        "rule": t.rule,
-        "episode": t.episode,
-        "event_id": t.event_id,
-        "repeat": t.repeat,
-        "first_due_at": t.first_due_at,
-        "due_at": t.due_at,
-        "email": c.email,
-        "phone": c.phone,
-        "name": c.name,
-        "locale": c.locale,
-        "timezone": c.timezone,
-        "kind": c.kind,
-        "channel": c.channel,
-        "partner": c.partner,
-        "product": c.product,
-    }
-
-
-def _last_surveyed(session: Session, customers: set[str]) -> dict[str, datetime]:
-    rows = session.execute(
-        select(col(CustomerContactState.customer_id), col(CustomerContactState.last_surveyed_at))
-        .where(col(CustomerContactState.customer_id).in_(customers))
-        .where(col(CustomerContactState.last_surveyed_at).is_not(None))
-    ).all()
-    return dict(rows)
-
-
-def _programme_last(session: Session, customers: set[str]) -> defaultdict[str, dict[str, datetime]]:
-    rows = session.execute(
-        select(
-            col(CustomerProgrammeState.customer_id),
-            col(CustomerProgrammeState.programme),
-            col(CustomerProgrammeState.last_surveyed_at),
-        ).where(col(CustomerProgrammeState.customer_id).in_(customers))
-    ).all()
-    found: defaultdict[str, dict[str, datetime]] = defaultdict(dict)
-    for customer, programme, at in rows:
-        found[customer][programme] = at
-    return found
-
-
-def _open_tasks(session: Session, customers: set[str]) -> Counter[tuple[str, str]]:
-    rows = session.execute(
-        select(col(FollowupTask.customer_id), col(FollowupTask.origin), func.count())
-        .where(col(FollowupTask.customer_id).in_(customers))
-        .where(col(FollowupTask.status).notin_([s.value for s in FINAL_STATUSES]))
-        .group_by(col(FollowupTask.customer_id), col(FollowupTask.origin))
-    ).all()
-    return Counter({(customer, origin): count for customer, origin, count in rows})
-
-
-def _decision_row(d: NewDecision, rules: Rules, now: datetime) -> dict[str, Any]:
-    """A survey_decisions row: pending while it has a timer, resolved *now* otherwise."""
-    return {
-        "decision_id": d.decision_id,
-        "event_id": d.event_id,
-        "customer_id": d.customer_id,
-        "programme": d.programme,
-        "rule": d.rule,
-        "rules_version": rules.label,
-        "repeat": d.repeat,
-        "outcome": d.reason.outcome,
-        "reason": d.reason.value,
-        "due_at": d.timer.due_at if d.timer else None,
-        "invitation_id": None,
-        "decided_at": now,
-        "resolved_at": None if d.timer else now,
-    }
-
-
-def _scheduled(timer: Timer) -> NewDecision:
-    """The pending decision a (repeat) timer stands for."""
-    return NewDecision(
-        timer.decision_id,
-        timer.event_id,
-        timer.customer_id,
-        timer.programme,
-        timer.rule,
-        timer.repeat,
-        Reason.SCHEDULED,
-        timer,
-    )
-
-
-def _invitation_row(rules: Rules, timer: Timer, now: datetime) -> dict[str, Any]:
-    programme = rules.programme(timer.programme)
-    if programme is None:
-        raise ValueError("a survey was due for a programme the rules do not have")
-    c = timer.contact
-    email_survey = programme.channel == "email"
-    return {
-        "invitation_id": invitation_id_for(timer.decision_id),
-        "event_id": timer.event_id,
-        "decision_id": timer.decision_id,
-        "customer_id": timer.customer_id,
-        "email": c.email if email_survey else None,
-        "phone": None if email_survey else c.phone,
-        "name": c.name,
-        "locale": c.locale,
-        "kind": c.kind,
-        "channel": c.channel,
-        "partner": c.partner,
-        "product": c.product,
-        "programme": programme.name,
-        "rule": timer.rule,
-        "template": programme.template,
-        "survey_channel": programme.channel,
-        "created_at": now,
-        "expires_at": now + approx_timedelta(programme.expiry),
-        "delivery_status": "pending",
-        "delivery_attempts": 0,
-        "reminders_planned": programme.reminders if email_survey else 0,
-        "reminder_gap_s": int(approx_timedelta(programme.reminder_after).total_seconds()),
-        "reminders_sent": 0,
-    }
-
-
-def _invitation_info(row: dict[str, Any]) -> InvitationInfo:
-    return InvitationInfo(
-        invitation_id=row["invitation_id"],
-        event_id=row["event_id"],
-        customer_id=row["customer_id"],
-        locale=row["locale"],
-        created_at=row["created_at"],
-        programme=row.get("programme"),
-        template=row.get("template") or "transactional",
-        survey_channel=row.get("survey_channel") or "email",
-    )
 
 
 def _values(row: Any) -> dict[str, Any]:

@@ -373,9 +373,11 @@ _DOC_HEADER = """\
 
 Generated from the models (models/store/tables.py) by `cxloop db docs`; do not edit by hand.
 Types are PostgreSQL's (production); SQLite stores the same columns with its own affinities
-and ignores column comments. Timestamps are UTC with time zone. "Meaning" is the column's
-comment, which PostgreSQL carries as COMMENT ON COLUMN for BI tools to show (or, failing
-that, the model field's description).
+and ignores column comments. Timestamps are UTC with time zone: `timestamptz` on PostgreSQL,
+and on SQLite ISO 8601 text in UTC with microseconds and an explicit offset
+(`2026-12-04T17:05:00.123456+00:00`). "Meaning" is the column's comment, which PostgreSQL
+carries as COMMENT ON COLUMN for BI tools to show (or, failing that, the model field's
+description).
 """
 
 

@@ -2,7 +2,8 @@
 
 Rows are written by the agent whose decision they record (the README's table says which),
 always keyed on a stable id, so replays update or skip rows instead of duplicating them.
-Timestamps are UTC with time zone.
+Timestamps are UTC with time zone (UTCDateTime): timestamptz on PostgreSQL, ISO 8601 text with
++00:00 on SQLite.
 """
 
 from __future__ import annotations
@@ -21,23 +22,60 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.types import TypeEngine
 from sqlmodel import Field, SQLModel
+
+from models.store.errors import StoreError
+
+
+class TimestampNaiveError(StoreError, ValueError):
+    """A datetime without a time zone was given for a timestamp column."""
+
+
+# How SQLite stores a timestamp: ISO 8601 text with its offset, always UTC, always with
+# microseconds, e.g. 2026-12-04T17:05:00.123456+00:00. One fixed width and one offset keep
+# SQLite's text comparison (range filters, ORDER BY, due timers) in time order, BI tools
+# read the offset instead of guessing a zone, and SQLite's date functions accept it.
+# Migration 0003_utc_iso_timestamps rewrote older rows (`2026-12-04 17:05:00.123456`).
+SQLITE_TIMESTAMP_FORMAT = (
+    "%(year)04d-%(month)02d-%(day)02dT%(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d+00:00"
+)
+
+_SQLITE_TIMESTAMP = sqlite.DATETIME(  # type: ignore[no-untyped-call]  # no annotations in SA
+    timezone=True, storage_format=SQLITE_TIMESTAMP_FORMAT
+)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Timestamp with time zone, stored in UTC; SQLite gets it back aware, like PostgreSQL."""
+    """Timestamp with time zone, stored in UTC: timestamptz on PostgreSQL, ISO 8601 text
+    with +00:00 on SQLite (SQLITE_TIMESTAMP_FORMAT); read back aware in UTC on both.
+
+    Aware datetimes in any zone are converted to UTC on the way in. Naive ones are refused
+    (TimestampNaiveError) rather than taken as UTC: every timestamp cxloop writes comes from
+    an aware clock or an aware wire field, so a naive one is a bug whose zone nobody knows.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SQLITE_TIMESTAMP)
+        return dialect.type_descriptor(self.impl_instance)
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime: cxloop stores only aware timestamps")
+            raise TimestampNaiveError(
+                f"naive datetime {value.isoformat()}: cxloop stores only aware timestamps"
+            )
         return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        # SQLite parses its text with datetime.fromisoformat: aware for the stored format,
+        # naive only for a value written before 0003 (UTC then too).
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -16,12 +16,14 @@ import pytest
 from agents.runtime import Runtime
 from models.contact_events import parse_contact_event
 from models.rules import load_rules
-from models.store.decisions import InvitationInfo, decide_contact
+from models.store.decisions import decide_contact
 from models.store.engine import make_engine
 from models.store.schema import create_schema
+from models.store.survey_state import InvitationInfo
 from streams.app import create_app
 from streams.settings import Settings
 from streams.topics import declare_topics
+from tests.factories import contact_event_data
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -85,14 +87,17 @@ def harness(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
 
 
 def contact(n: int | str, customer: str = "C-1", **overrides: Any) -> bytes:
-    event: dict[str, Any] = {
-        "event_id": f"e-{n}",
-        "occurred_at": "2026-11-23T08:00:00+01:00",
-        "kind": "purchase",
-        "channel": "shop",
-        "customer": {"id": customer, "email": f"{customer.lower()}@example.nl", "locale": "no"},
-        "partner": "Partner A",
-    }
+    """Contact event e-*n* as the agents get it: a purchase in a shop an hour before NOW;
+    *overrides* replace or add top-level fields."""
+    event = contact_event_data(
+        f"e-{n}",
+        "purchase",
+        "2026-11-23T08:00:00+01:00",
+        customer,
+        channel="shop",
+        locale="no",
+        partner="Partner A",
+    )
     event.update(overrides)
     return orjson.dumps(event)
 

@@ -5,24 +5,17 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import text
 
 from agents.pipeline import consent
 from models.store.consent import opted_out_now
-from streams.records import ConsentChange
 from tests.agents.conftest import NOW, Harness, settled
+from tests.factories import consent_change_json
 
-
-def change(n: int, channel: str = "email", status: str = "opted_out", at: int = 0) -> bytes:
-    return ConsentChange(
-        consent_id=f"c-{n}",
-        customer_id="C-1",
-        channel=channel,
-        status=status,
-        changed_at=NOW - timedelta(minutes=60 - at),
-        source="preference_centre",
-    ).to_bytes()
+# Change c-n of customer C-1, at minutes after an hour before NOW.
+change = partial(consent_change_json, since=NOW - timedelta(minutes=60), source="preference_centre")
 
 
 def rows(h: Harness) -> list[tuple[str, str, str]]:

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import base64
-import email
-import email.policy
 import re
-import socket
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import text
 from structlog.testing import capture_logs
 
@@ -29,69 +24,18 @@ from models.store.tables import SurveyInvitation as InvitationRow
 from models.tokens import hash_token
 from streams import records
 from tests.agents.conftest import NOW, Harness, decided_invitation, settled
+from tests.harness.smtp import SmtpServer
 
 LINK = re.compile(r"https://survey\.example\.test/s/([A-Za-z0-9_-]+)")
-
-
-@dataclass
-class Received:
-    rcpt_tos: list[str]
-    message: EmailMessage
-
-
-@dataclass
-class RecordingHandler:
-    """aiosmtpd handler: keeps every accepted message; RCPT replies can be scripted
-    per address (consumed in order, then the address is accepted)."""
-
-    received: list[Received] = field(default_factory=list)
-    rcpt_attempts: list[str] = field(default_factory=list)
-    rcpt_replies: dict[str, list[str]] = field(default_factory=dict)
-
-    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
-    ) -> str:
-        self.rcpt_attempts.append(address)
-        scripted = self.rcpt_replies.get(address)
-        if scripted:
-            return scripted.pop(0)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
-        message = email.message_from_bytes(
-            envelope.original_content or envelope.content, policy=email.policy.default
-        )
-        assert isinstance(message, EmailMessage)
-        self.received.append(Received(list(envelope.rcpt_tos), message))
-        return "250 Message accepted for delivery"
-
-    def attempts_for(self, address: str) -> int:
-        return self.rcpt_attempts.count(address)
-
-
-@dataclass
-class SmtpServer:
-    handler: RecordingHandler
-    port: int
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 def smtp() -> Iterator[SmtpServer]:
     """A real SMTP server on 127.0.0.1 that records what it accepts."""
-    handler = RecordingHandler()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield SmtpServer(handler, port)
-    controller.stop()
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -187,8 +131,8 @@ async def test_invitation_is_mailed_once_with_a_link_only_its_hash_is_kept(
     async with h.agent("mailer").test_context() as agent:
         await agent.put(value, key=b"C-1")
         await settled(h, lambda: status_of(h, invitation_id) == "sent", "the mail marked sent")
-    assert len(smtp.handler.received) == 1
-    mail = smtp.handler.received[0]
+    assert len(smtp.received()) == 1
+    mail = smtp.received()[0]
     assert mail.rcpt_tos == ["c-1@example.nl"]
     assert mail.message["To"] == "c-1@example.nl"
     assert mail.message["X-Cxloop-Invitation"] == invitation_id
@@ -213,7 +157,7 @@ async def test_the_same_invitation_twice_is_mailed_once(
     # Redelivered; C-2's invitation is processed after the redelivery.
     await mail_then_a_second_customer(h, value, value)
     # Mails of one batch go out over several connections: no order between customers.
-    received = sorted(smtp.handler.received, key=lambda m: m.rcpt_tos)
+    received = sorted(smtp.received(), key=lambda m: m.rcpt_tos)
     assert [m.rcpt_tos for m in received] == [["c-1@example.nl"], ["c-2@example.nl"]]
     row = invitation(h, first)
     assert (row.delivery_status, row.delivery_attempts) == ("sent", 1)
@@ -238,8 +182,8 @@ async def test_an_interrupted_send_is_not_mailed_again(
     interrupted, value = invite(h, 1)
     interrupt_mid_send(h, interrupted)
     await mail_then_a_second_customer(h, value)
-    assert [m.rcpt_tos for m in smtp.handler.received] == [["c-2@example.nl"]]
-    assert smtp.handler.attempts_for("c-1@example.nl") == 0
+    assert [m.rcpt_tos for m in smtp.received()] == [["c-2@example.nl"]]
+    assert smtp.attempts_for("c-1@example.nl") == 0
     row = invitation(h, interrupted)
     assert row.delivery_status != "sent"
     assert row.delivery_attempts == 1
@@ -262,14 +206,12 @@ async def test_an_interrupted_send_is_recorded_as_unknown(
 async def test_a_refused_recipient_fails_for_good_without_retry(
     mailer_harness: Callable[..., Harness], smtp: SmtpServer
 ) -> None:
-    smtp.handler.rcpt_replies["c-1@example.nl"] = [
-        "550 5.1.1 <c-1@example.nl>: mailbox unavailable"
-    ] * 3
+    smtp.rcpt_replies["c-1@example.nl"] = ["550 5.1.1 <c-1@example.nl>: mailbox unavailable"] * 3
     h = mailer_harness(smtp_backoff_max_s=0.05)
     refused, value = invite(h, 1)
     await mail_then_a_second_customer(h, value)
-    assert smtp.handler.attempts_for("c-1@example.nl") == 1
-    assert [m.rcpt_tos for m in smtp.handler.received] == [["c-2@example.nl"]]
+    assert smtp.attempts_for("c-1@example.nl") == 1
+    assert [m.rcpt_tos for m in smtp.received()] == [["c-2@example.nl"]]
     row = invitation(h, refused)
     assert row.delivery_status == "failed"
     assert row.delivery_attempts == 1
@@ -284,7 +226,7 @@ async def test_a_refused_recipient_fails_for_good_without_retry(
 async def test_a_temporary_refusal_is_retried_until_the_mail_is_accepted(
     mailer_harness: Callable[..., Harness], smtp: SmtpServer
 ) -> None:
-    smtp.handler.rcpt_replies["c-1@example.nl"] = ["421 4.7.0 try again later"] * 2
+    smtp.rcpt_replies["c-1@example.nl"] = ["421 4.7.0 try again later"] * 2
     h = mailer_harness(smtp_backoff_max_s=0.05)
     invitation_id, value = invite(h, 1)
     async with h.agent("mailer").test_context() as agent:
@@ -293,9 +235,9 @@ async def test_a_temporary_refusal_is_retried_until_the_mail_is_accepted(
         await settled(
             h, lambda: status_of(h, invitation_id) == "sent", "the mail sent", limit_s=10.0
         )
-    assert smtp.handler.attempts_for("c-1@example.nl") == 3
-    assert len(smtp.handler.received) == 1
-    mail = smtp.handler.received[0]
+    assert smtp.attempts_for("c-1@example.nl") == 3
+    assert len(smtp.received()) == 1
+    mail = smtp.received()[0]
     assert mail.rcpt_tos == ["c-1@example.nl"]
     row = invitation(h, invitation_id)
     assert row.delivery_attempts == 3
@@ -307,7 +249,7 @@ async def test_a_temporary_refusal_is_retried_until_the_mail_is_accepted(
 async def test_retry_waits_never_exceed_the_configured_longest_wait(
     mailer_harness: Callable[..., Harness], smtp: SmtpServer
 ) -> None:
-    smtp.handler.rcpt_replies["c-1@example.nl"] = ["421 4.7.0 try again later"] * 2
+    smtp.rcpt_replies["c-1@example.nl"] = ["421 4.7.0 try again later"] * 2
     h = mailer_harness(smtp_backoff_max_s=0.05)
     invitation_id, value = invite(h, 1)
     with capture_logs() as logs:
@@ -333,7 +275,7 @@ async def test_an_invalid_invitation_is_dead_lettered_and_not_mailed(
     assert letters[0]["source_topic"] == "survey-invitations"
     assert base64.b64decode(letters[0]["original_b64"]) == bad
     assert base64.b64decode(letters[0]["key_b64"]) == b"C-1"
-    assert [m.rcpt_tos for m in smtp.handler.received] == [["c-2@example.nl"]]
+    assert [m.rcpt_tos for m in smtp.received()] == [["c-2@example.nl"]]
 
 
 async def test_an_invitation_missing_from_the_database_is_dead_lettered(
@@ -353,8 +295,8 @@ async def test_an_invitation_missing_from_the_database_is_dead_lettered(
     letters = h.sent_to("dead-letters")
     assert [letter["reason"] for letter in letters] == ["not_found: invitation not in the database"]
     assert base64.b64decode(letters[0]["original_b64"]) == unknown
-    assert smtp.handler.rcpt_attempts == []
-    assert smtp.handler.received == []
+    assert smtp.rcpt_attempts() == []
+    assert smtp.received() == []
 
 
 # --- consent and the unsubscribe link ---------------------------------------------------
@@ -385,8 +327,8 @@ async def test_an_opted_out_customer_is_cancelled_and_not_mailed(
     out, value = invite(h, 1)
     opt_out(h, "C-1", channel)  # after the decision, before the send
     await mail_then_a_second_customer(h, value)
-    assert smtp.handler.attempts_for("c-1@example.nl") == 0
-    assert [m.rcpt_tos for m in smtp.handler.received] == [["c-2@example.nl"]]
+    assert smtp.attempts_for("c-1@example.nl") == 0
+    assert [m.rcpt_tos for m in smtp.received()] == [["c-2@example.nl"]]
     row = invitation(h, out)
     assert (row.delivery_status, row.delivery_error) == ("cancelled", "opted out")
     assert row.delivery_attempts == 0
@@ -404,7 +346,7 @@ async def test_a_phone_opt_out_does_not_stop_the_mail(
     async with h.agent("mailer").test_context() as agent:
         await agent.put(value, key=b"C-1")
         await settled(h, lambda: status_of(h, invitation_id) == "sent", "the mail sent")
-    assert [m.rcpt_tos for m in smtp.handler.received] == [["c-1@example.nl"]]
+    assert [m.rcpt_tos for m in smtp.received()] == [["c-1@example.nl"]]
 
 
 async def test_every_mail_has_a_one_click_unsubscribe_link_with_the_survey_token(
@@ -415,7 +357,7 @@ async def test_every_mail_has_a_one_click_unsubscribe_link_with_the_survey_token
     async with h.agent("mailer").test_context() as agent:
         await agent.put(value, key=b"C-1")
         await settled(h, lambda: status_of(h, invitation_id) == "sent", "the mail sent")
-    message = smtp.handler.received[0].message
+    message = smtp.received()[0].message
     token = only_token(message)
     unsubscribe = f"https://survey.example.test/u/{token}"
     assert message["List-Unsubscribe"] == f"<{unsubscribe}>"

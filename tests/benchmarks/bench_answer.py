@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.benchmarks.common import CpuMeter, Stack, broker_pid, epoch, out, rates_by_slice
+from tests.benchmarks.common import CpuMeter, Stack, epoch, out, rates_by_slice
 from tests.benchmarks.report import Figure
 from tests.benchmarks.runner_context import Context
 from tests.benchmarks.workload import create_topics, produce, store_answers
+from tests.harness.processes import broker_pid
 
 NAME = "answer"
 

@@ -9,10 +9,11 @@ import time
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from tests.benchmarks.common import CpuMeter, Stack, broker_pid, out
+from tests.benchmarks.common import CpuMeter, Stack, out
 from tests.benchmarks.report import Figure
 from tests.benchmarks.runner_context import Context
 from tests.benchmarks.workload import create_topics, produce
+from tests.harness.processes import broker_pid
 
 NAME = "baseline"
 SOURCE, SINK = "bench-in", "bench-out"

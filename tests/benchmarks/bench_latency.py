@@ -26,10 +26,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from tests.benchmarks.common import CpuMeter, Stack, broker_pid, out
+from tests.benchmarks.common import CpuMeter, Stack, out
 from tests.benchmarks.report import Figure
 from tests.benchmarks.runner_context import Context
 from tests.benchmarks.workload import StoredAnswer, create_topics, store_answers
+from tests.harness.processes import broker_pid
 
 NAME = "latency"
 RATES = (200, 1000)

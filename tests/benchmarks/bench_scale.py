@@ -13,10 +13,11 @@ import time
 from typing import Any
 
 from tests.benchmarks.bench_trigger import DecisionRun, measure_decisions
-from tests.benchmarks.common import Stack, broker_pid, out
+from tests.benchmarks.common import Stack, out
 from tests.benchmarks.report import Figure
 from tests.benchmarks.runner_context import Context
 from tests.benchmarks.workload import contact_events, create_topics, prepare_database, produce
+from tests.harness.processes import broker_pid
 
 NAME = "scale"
 TARGET = 1.8

@@ -117,9 +117,10 @@ def core_pass(engine: Engine, table: Table, rows: Rows) -> float:
 
 
 def _sqlite_value(value: Any) -> Any:
-    # What SQLAlchemy's SQLite DateTime stores: naive UTC text with microseconds.
+    # What cxloop's UTCDateTime stores on SQLite: ISO 8601 in UTC with microseconds and
+    # +00:00 (models.store.tables.SQLITE_TIMESTAMP_FORMAT).
     if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value.astimezone(UTC).isoformat("T", "microseconds")
     return value
 
 

@@ -1,6 +1,6 @@
 """timers: the scheduler's tick with a million pending survey timers.
 
-A tick asks for the timers due now (models.store.decisions.fire_due_timers). With the
+A tick asks for the timers due now (models.store.survey_timers.fire_due_timers). With the
 due_at index it reads only those; a full scan would grow with the pending count. The
 benchmark fills survey_timers with N timers due in the future (random, up to a year out)
 plus 500 due now, and times (a) an idle tick (nothing due) and (b) a tick that fires the
@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import Engine, insert, text
 
 from models.rules import load_rules
-from models.store.decisions import fire_due_timers
 from models.store.engine import make_engine
 from models.store.schema import create_schema
+from models.store.survey_timers import fire_due_timers
 from models.store.tables import SurveyDecision, SurveyTimer
 from tests.benchmarks.report import Figure
 from tests.benchmarks.runner_context import Context

@@ -12,8 +12,6 @@ from tests.benchmarks.common import (
     CpuMeter,
     Reader,
     Stack,
-    Worker,
-    broker_pid,
     epoch,
     out,
     rates_by_slice,
@@ -28,6 +26,7 @@ from tests.benchmarks.workload import (
     prepare_database,
     produce,
 )
+from tests.harness.processes import CxloopProcess, broker_pid
 
 NAME = "trigger"
 
@@ -61,7 +60,7 @@ class DecisionRun:
 def measure_decisions(
     reader: Reader,
     workload: ContactWorkload,
-    workers: list[Worker],
+    workers: list[CxloopProcess],
     pids: dict[str, int],
     timeout: float,
     profile: tuple[Any, str] | None = None,

@@ -1,4 +1,6 @@
-"""The real parts every benchmark starts: tansu, an SMTP sink, PostgreSQL, cxloop workers.
+"""The real parts every benchmark starts (tansu, an SMTP sink, cxloop workers: from
+tests/harness), the settings the workers get, and what the benchmarks measure with (CPU,
+RSS, state read while the workers write it).
 
 Everything listens on 127.0.0.1 only, on free ports, and is stopped by whoever started it.
 """
@@ -11,16 +13,10 @@ import itertools
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,9 +26,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from streams.embedded_broker import EmbeddedBroker
+from tests.harness.ports import HOST, free_port
+from tests.harness.processes import REPO, CxloopProcess, cxloop_worker, embedded_broker
+from tests.harness.smtp import SmtpSink
 
-HOST = "127.0.0.1"
-REPO = Path(__file__).resolve().parents[2]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # Settings the benchmarks decide; every other CXLOOP_* variable of the caller is passed
@@ -61,24 +58,6 @@ def out(line: str = "") -> None:
     """Progress output (unbuffered, so a long run shows where it is)."""
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(
-    check: Callable[[], object], timeout: float, what: str, interval: float = 0.1
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def passed_through_settings() -> dict[str, str]:
@@ -199,131 +178,6 @@ class CpuMeter:
         return used
 
 
-# --- SMTP sink -----------------------------------------------------------------------------
-
-
-class SmtpSink:
-    """aiosmtpd in its own process with the Sink handler: accepts every message, keeps none."""
-
-    def __init__(self, log_file: Path) -> None:
-        self.port = free_port()
-        self.log_file = log_file
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "aiosmtpd",
-                    "-n",
-                    "-c",
-                    "aiosmtpd.handlers.Sink",
-                    "-l",
-                    f"{HOST}:{self.port}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-
-        def listening() -> bool:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"aiosmtpd exited; see {self.log_file}")
-            try:
-                with socket.create_connection((HOST, self.port), timeout=0.5):
-                    return True
-            except OSError:
-                return False
-
-        wait_until(listening, 15, "aiosmtpd to listen", 0.05)
-
-    def stop(self) -> None:
-        _stop_process(self.process, signal.SIGTERM, 10)
-        self.process = None
-
-
-def _stop_process(process: subprocess.Popen[bytes] | None, sig: int, timeout: float) -> int | None:
-    if process is None:
-        return None
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
-
-
-# --- PostgreSQL ----------------------------------------------------------------------------
-
-
-class PostgresProvider:
-    """A PostgreSQL server: CXLOOP_BENCH_POSTGRES_URL, CXLOOP_TEST_POSTGRES_URL, or a
-    throwaway cluster (tests/postgres_cluster.sh) started on first use and stopped at close()."""
-
-    def __init__(self) -> None:
-        self._url: str | None = None
-        self._cluster_dir: Path | None = None
-        self.source = ""
-
-    def admin_url(self) -> str:
-        if self._url is not None:
-            return self._url
-        for var in ("CXLOOP_BENCH_POSTGRES_URL", "CXLOOP_TEST_POSTGRES_URL"):
-            if os.environ.get(var):
-                self._url, self.source = os.environ[var], var
-                return self._url
-        bash = shutil.which("bash") or "/bin/bash"
-        # In the system temp dir, not under the clone: the postgres user must reach it.
-        self._cluster_dir = Path(tempfile.mkdtemp(prefix="cxloop-bench-pg."))
-        out(f"  starting a throwaway PostgreSQL cluster in {self._cluster_dir}")
-        result = subprocess.run(
-            [bash, str(REPO / "tests" / "postgres_cluster.sh"), "start", str(self._cluster_dir)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        lines = result.stdout.strip().splitlines()
-        if result.returncode != 0 or not lines:
-            self.close()
-            raise RuntimeError(f"throwaway PostgreSQL did not start:\n{result.stderr[-2000:]}")
-        self._url, self.source = lines[-1], "throwaway cluster (tests/postgres_cluster.sh)"
-        return self._url
-
-    @contextlib.contextmanager
-    def database(self, prefix: str) -> Iterator[str]:
-        """A new, empty database, dropped afterwards."""
-        admin_url = make_url(self.admin_url())
-        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as connection:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-            try:
-                yield admin_url.set(database=name).render_as_string(hide_password=False)
-            finally:
-                with admin.connect() as connection:
-                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        finally:
-            admin.dispose()
-
-    def close(self) -> None:
-        if self._cluster_dir is None:
-            return
-        bash = shutil.which("bash") or "/bin/bash"
-        subprocess.run(
-            [bash, str(REPO / "tests" / "postgres_cluster.sh"), "stop", str(self._cluster_dir)],
-            capture_output=True,
-            check=False,
-        )
-        self._cluster_dir = None
-        self._url = None
-
-
 # --- reading state while a worker writes it -------------------------------------------------
 
 
@@ -376,141 +230,6 @@ def epoch(value: Any) -> float:
     return moment.timestamp()
 
 
-# --- cxloop worker --------------------------------------------------------------------------
-
-
-@dataclass
-class Worker:
-    """One `cxloop worker` subprocess configured through CXLOOP_* variables."""
-
-    name: str
-    workdir: Path
-    bootstrap: str
-    database_url: str
-    smtp_port: int
-    app_id: str = "cxbench"
-    web_port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    profiler: subprocess.Popen[bytes] | None = None
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / f"{self.name}.log"
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CXLOOP_")}
-        env.update(passed_through_settings())
-        env.update(
-            {
-                "CXLOOP_KAFKA_BOOTSTRAP": self.bootstrap,
-                "CXLOOP_APP_ID": self.app_id,
-                "CXLOOP_TOPIC_PARTITIONS": "8",
-                "CXLOOP_DATABASE_URL": self.database_url,
-                "CXLOOP_SMTP_HOST": HOST,
-                "CXLOOP_SMTP_PORT": str(self.smtp_port),
-                "CXLOOP_SMTP_STARTTLS": "false",
-                "CXLOOP_WEB_HOST": HOST,
-                "CXLOOP_WEB_PORT": str(self.web_port),
-                "CXLOOP_PUBLIC_URL": f"http://{HOST}:{self.web_port}",
-                "CXLOOP_DATA_DIR": str(self.workdir / f"{self.name}-data"),
-                "CXLOOP_LOG_FORMAT": "json",
-                "CXLOOP_STAFF_TOKEN": "bench-staff-token",
-            }
-        )
-        return env
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "agents", "worker"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.env(),
-                cwd=REPO,
-            )
-
-    def check_alive(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"worker {self.name} exited with {self.process.returncode}:\n{tail}")
-
-    def ready(self) -> bool:
-        self.check_alive()
-        try:
-            url = f"http://{HOST}:{self.web_port}/ready"
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        wait_until(self.ready, timeout, f"worker {self.name} to answer /ready", 0.2)
-
-    def start_profiler(self, directory: Path, label: str) -> None:
-        """py-spy (raw collapsed stacks) on this worker, if py-spy is installed."""
-        py_spy = shutil.which("py-spy") or shutil.which(
-            "py-spy", path=str(Path(sys.executable).parent)
-        )
-        if py_spy is None:
-            out("  (--profile: py-spy not found; pip install py-spy into .venv)")
-            return
-        directory.mkdir(parents=True, exist_ok=True)
-        target = directory / f"{label}-{self.name}.txt"
-        self.profiler = subprocess.Popen(
-            [
-                py_spy,
-                "record",
-                "--pid",
-                str(self.pid),
-                "--rate",
-                "200",
-                "--format",
-                "raw",
-                "--nonblocking",
-                "--threads",
-                "--idle",
-                "--output",
-                str(target),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def stop_profiler(self) -> None:
-        _stop_process(self.profiler, signal.SIGINT, 20)
-        self.profiler = None
-
-    def log_count(self, event: str) -> int:
-        needle = f'"event": "{event}"'
-        alt = f'"event":"{event}"'
-        count = 0
-        with contextlib.suppress(OSError), self.log_path.open(errors="replace") as log:
-            for line in log:
-                if needle in line or alt in line:
-                    count += 1
-        return count
-
-    def stop(self) -> int | None:
-        self.stop_profiler()
-        code = _stop_process(self.process, signal.SIGINT, 30)
-        self.process = None
-        return code
-
-
-def broker_pid(broker: EmbeddedBroker) -> int:
-    """The tansu process id (EmbeddedBroker keeps its process private)."""
-    process = broker._process
-    if process is None:
-        raise RuntimeError("the broker is not running")
-    return process.pid
-
-
 # --- one benchmark's parts --------------------------------------------------------------------
 
 
@@ -521,11 +240,10 @@ class Stack(contextlib.ExitStack):
         super().__init__()
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
-        self.workers: list[Worker] = []
+        self.workers: list[CxloopProcess] = []
 
     def broker(self) -> EmbeddedBroker:
-        broker = EmbeddedBroker(HOST, free_port(), self.workdir / "broker.log")
-        broker.start()
+        broker = embedded_broker(self.workdir / "broker.log")
         self.callback(broker.stop)
         return broker
 
@@ -535,12 +253,37 @@ class Stack(contextlib.ExitStack):
         self.callback(sink.stop)
         return sink
 
-    def worker(self, name: str, bootstrap: str, database_url: str, smtp_port: int) -> Worker:
-        worker = Worker(name, self.workdir, bootstrap, database_url, smtp_port)
-        worker.start()
-        self.workers.append(worker)
-        self.callback(worker.stop)
-        return worker
+    def worker(self, name: str, bootstrap: str, database_url: str, smtp_port: int) -> CxloopProcess:
+        """A started `cxloop worker` in app cxbench on 8 partitions; the caller's other
+        CXLOOP_* settings pass through. stop() is SIGINT (30 s, then SIGKILL)."""
+        web_port = free_port()
+        started = cxloop_worker(
+            name,
+            {
+                "kafka_bootstrap": bootstrap,
+                "app_id": "cxbench",
+                "topic_partitions": "8",
+                "database_url": database_url,
+                "smtp_host": HOST,
+                "smtp_port": str(smtp_port),
+                "smtp_starttls": "false",
+                "web_host": HOST,
+                "public_url": f"http://{HOST}:{web_port}",
+                "data_dir": str(self.workdir / f"{name}-data"),
+                "log_format": "json",
+                "staff_token": "bench-staff-token",
+            },
+            web_port,
+            self.workdir,
+            inherited=passed_through_settings(),
+            stop_signal=signal.SIGINT,
+            stop_timeout=30,
+            cwd=REPO,
+        )
+        started.start()
+        self.workers.append(started)
+        self.callback(started.stop)
+        return started
 
     def reader(self, url: str) -> Reader:
         reader = Reader(url)

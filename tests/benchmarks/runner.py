@@ -32,7 +32,6 @@ from tests.benchmarks import (
 from tests.benchmarks.common import (
     OTHERS,
     REPO,
-    PostgresProvider,
     code_fingerprint,
     out,
     passed_through_settings,
@@ -45,6 +44,7 @@ from tests.benchmarks.report import (
     write_json,
 )
 from tests.benchmarks.runner_context import Context
+from tests.harness.postgres import PostgresProvider
 
 BENCHMARKS: dict[str, ModuleType] = {
     "baseline": bench_baseline,

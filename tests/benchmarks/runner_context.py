@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from tests.benchmarks.common import PostgresProvider
+from tests.harness.postgres import PostgresProvider
 
 T = TypeVar("T")
 

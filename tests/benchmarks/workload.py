@@ -22,6 +22,7 @@ from models.tokens import hash_token
 from streams.records import SurveyResponse as SurveyResponseRecord
 from streams.topic_admin import ensure_topics
 from streams.topics import ALL_TOPICS
+from tests.factories import contact_event_data
 
 CUSTOMERS = 100_000
 _BENCH_NAMESPACE = uuid.UUID("5c4e1f0a-2b8d-4f53-9a1e-7d6c3b2a1f00")
@@ -85,21 +86,20 @@ def contact_events(n: int, seed: int = 7, customers: int = CUSTOMERS) -> Contact
             seen.append(who)
         cid = customer_id(who)
         has_email = (who % 20) != 0
-        event = {
-            "event_id": f"evt-{seed}-{i:08d}",
-            "occurred_at": (NOW - timedelta(minutes=rng.randint(1, 600))).isoformat(),
-            "kind": rng.choices(kinds, weights)[0],
-            "channel": rng.choice(_CHANNELS),
-            "customer": {
-                "id": cid,
-                "email": f"{cid.lower()}@example.nl" if has_email else None,
-                "name": f"Klant {who}",
-                "locale": _LOCALES[who % len(_LOCALES)],
-            },
-            "partner": rng.choice(_PARTNERS),
-            "product": rng.choice(_PRODUCTS),
-            "case_id": f"K-{rng.randint(1, 999_999)}",
-        }
+        # Keyword arguments in the order of the draws: the same seed gives the same events.
+        event = contact_event_data(
+            f"evt-{seed}-{i:08d}",
+            at=(NOW - timedelta(minutes=rng.randint(1, 600))).isoformat(),
+            kind=rng.choices(kinds, weights)[0],
+            customer=cid,
+            channel=rng.choice(_CHANNELS),
+            email=f"{cid.lower()}@example.nl" if has_email else None,
+            name=f"Klant {who}",
+            locale=_LOCALES[who % len(_LOCALES)],
+            partner=rng.choice(_PARTNERS),
+            product=rng.choice(_PRODUCTS),
+            case_id=f"K-{rng.randint(1, 999_999)}",
+        )
         messages.append((cid.encode(), orjson.dumps(event)))
     distinct = len({orjson.loads(v)["event_id"] for _, v in messages})
     return ContactWorkload(messages, distinct, len(seen), repeats, duplicates)

@@ -2,9 +2,9 @@
 
 Each test starts its own standalone tansu broker, an in-process SMTP server it can switch
 (accept / 421 / 550 per address / down), a database and `cxloop worker` subprocesses
-(harness.py); pushes contact events and survey answers through them while it injects a
-fault; then compares what went in with what came out (checker.py): per category how much
-was lost, duplicated or wrong, printed and asserted to be zero.
+(rig.py, put together from tests/harness); pushes contact events and survey answers through
+them while it injects a fault; then compares what went in with what came out (checker.py):
+per category how much was lost, duplicated or wrong, printed and asserted to be zero.
 
 Short version (part of the normal run, a few minutes on 2 cores)::
 

@@ -18,8 +18,9 @@ import orjson
 
 from models.scoring import nps_category
 from streams.settings import Settings
-from tests.faults.harness import Answer, FaultRig, Produced
+from tests.faults.rig import Answer, FaultRig
 from tests.faults.workload import Poison, Traffic
+from tests.harness.topics import Produced
 
 CATEGORIES = (
     "decisions",

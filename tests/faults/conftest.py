@@ -1,24 +1,19 @@
-"""Fault-test fixtures: sizes (short or long run), rigs that always stop, a private PostgreSQL."""
+"""Fault-test fixtures: sizes (short or long run), rigs that always stop, a private PostgreSQL.
+The databases (sqlite_url, database_url) are tests/conftest.py's."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_for
-from tests.faults.harness import FaultRig
+from tests.faults.rig import FaultRig
+from tests.harness.postgres import ClusterFailedError, PostgresCluster
 
 LONG = os.environ.get("CXLOOP_FAULTS_LONG") == "1"
-
-PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
-CLUSTER_SCRIPT = Path(__file__).resolve().parents[1] / "postgres_cluster.sh"
 
 
 @dataclass(frozen=True)
@@ -106,91 +101,17 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[[str], FaultRig]]:
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/cxloop.db"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """SQLite, then a fresh database on the test PostgreSQL (which must exist)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/cxloop.db"
-    return str(request.getfixturevalue("postgres_url"))
-
-
-def _as_postgres(*command: str | Path) -> list[str]:
-    # initdb and postgres refuse to run as root, as in tests/postgres_cluster.sh.
-    args = [str(c) for c in command]
-    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
-
-
-@dataclass
-class PostgresCluster:
-    """A throwaway PostgreSQL cluster of this test alone, which it may stop and start."""
-
-    directory: Path
-    url: str
-
-    @property
-    def data(self) -> Path:
-        return self.directory / "data"
-
-    def stop(self) -> None:
-        subprocess.run(
-            _as_postgres(
-                PG_BIN / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", "60", "stop"
-            ),
-            check=True,
-            capture_output=True,
-        )
-
-    def start(self) -> None:
-        # The same options as tests/postgres_cluster.sh; the port is in data/cxloop.conf.
-        subprocess.run(
-            _as_postgres(
-                PG_BIN / "pg_ctl",
-                "-D",
-                self.data,
-                "-l",
-                self.directory / "postgres.log",
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ),
-            check=True,
-            capture_output=True,
-        )
-        wait_for(self.accepts_connections, 60, "PostgreSQL to accept connections again")
-
-    def accepts_connections(self) -> bool:
-        port = self.url.rsplit(":", 1)[1].split("/", 1)[0]
-        probe = [str(PG_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", port, "-t", "2"]
-        return subprocess.run(probe, check=False).returncode == 0
-
-
-@pytest.fixture
 def own_postgres() -> Iterator[PostgresCluster]:
-    """Start a private cluster with tests/postgres_cluster.sh; no server is a failure."""
-    # Not under pytest's tmp_path: the postgres user must be able to reach the directory.
-    directory = Path(tempfile.mkdtemp(prefix="cxloop-faults-pg.", dir="/tmp"))
+    """A private cluster of tests/postgres_cluster.sh, which the test may stop and start;
+    no server is a failure."""
     try:
-        started = subprocess.run(
-            ["/bin/bash", str(CLUSTER_SCRIPT), "start", str(directory)],
-            capture_output=True,
-            text=True,
-            check=False,
+        cluster = PostgresCluster.create("cxloop-faults-pg.")
+    except ClusterFailedError as failed:
+        pytest.fail(
+            "could not start a private PostgreSQL with tests/postgres_cluster.sh "
+            f"(install postgresql-15):\n{failed}"
         )
-        if started.returncode != 0 or not started.stdout.strip():
-            pytest.fail(
-                "could not start a private PostgreSQL with tests/postgres_cluster.sh "
-                f"(install postgresql-15):\n{started.stderr[-2000:]}"
-            )
-        yield PostgresCluster(directory, started.stdout.strip().splitlines()[-1])
+    try:
+        yield cluster
     finally:
-        subprocess.run(
-            ["/bin/bash", str(CLUSTER_SCRIPT), "stop", str(directory)],
-            capture_output=True,
-            check=False,
-        )
-        shutil.rmtree(directory, ignore_errors=True)
+        cluster.destroy()

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import wait_for
 from tests.faults.checker import Expected, check, settle
 from tests.faults.conftest import Sizes
-from tests.faults.harness import Answer, FaultRig
+from tests.faults.rig import Answer, FaultRig
 from tests.faults.workload import contact_events
 
 pytestmark = pytest.mark.faults

@@ -11,9 +11,10 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.faults.checker import finish
-from tests.faults.conftest import PostgresCluster, Sizes
-from tests.faults.harness import FaultRig
+from tests.faults.conftest import Sizes
+from tests.faults.rig import FaultRig
 from tests.faults.workload import Traffic, contact_events
+from tests.harness.postgres import PostgresCluster
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.faults.checker import finish
 from tests.faults.conftest import Sizes
-from tests.faults.harness import FaultRig
+from tests.faults.rig import FaultRig
 from tests.faults.workload import (
     CONTACT_POISON,
     INTERNAL_POISON,

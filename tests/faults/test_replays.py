@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import wait_for
 from tests.faults.checker import Expected, check, finish
 from tests.faults.conftest import Sizes
-from tests.faults.harness import FaultRig
+from tests.faults.rig import FaultRig
 from tests.faults.workload import Message, Traffic, contact_events, event_message
 
 pytestmark = pytest.mark.faults

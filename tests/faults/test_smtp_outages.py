@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import wait_for
 from tests.faults.checker import finish, unknown_allowance
 from tests.faults.conftest import Sizes
-from tests.faults.harness import FaultRig
+from tests.faults.rig import FaultRig
 from tests.faults.workload import Traffic, address_of, contact_events
 
 pytestmark = pytest.mark.faults

@@ -12,8 +12,9 @@ import pytest
 from tests.conftest import wait_for
 from tests.faults.checker import finish
 from tests.faults.conftest import Sizes
-from tests.faults.harness import FaultRig, Worker
+from tests.faults.rig import FaultRig
 from tests.faults.workload import Traffic, address_of, contact_events
+from tests.harness.processes import CxloopProcess
 
 pytestmark = pytest.mark.faults
 
@@ -27,7 +28,7 @@ def _decisions(rig: FaultRig) -> int:
     return int(rig.scalar("SELECT count(*) FROM survey_decisions"))
 
 
-def _kill_while_deciding(rig: FaultRig, worker: Worker, before: int) -> None:
+def _kill_while_deciding(rig: FaultRig, worker: CxloopProcess, before: int) -> None:
     """Wait until *worker* records decisions beyond *before* (counted before the traffic
     that leads to them was sent), then kill -9 it right away."""
     wait_for(lambda: _decisions(rig) > before, 90, f"{worker.name} to be deciding", 0.01)
@@ -35,7 +36,7 @@ def _kill_while_deciding(rig: FaultRig, worker: Worker, before: int) -> None:
 
 
 def _kill_while_mailing(
-    rig: FaultRig, worker: Worker, burst: Sequence[dict[str, Any]], share: float
+    rig: FaultRig, worker: CxloopProcess, burst: Sequence[dict[str, Any]], share: float
 ) -> None:
     """Kill -9 *worker* in the middle of mailing *burst*: once it has delivered *share* of
     the burst's surveys (past the first small batches that happen to form first)."""
@@ -58,10 +59,10 @@ def _first_time_customers(events: Sequence[dict[str, Any]], seen: set[str]) -> l
 
 
 def test_worker_killed_mid_stream_and_restarted(
-    make_rig: Callable[[str], FaultRig], any_database_url: str, sizes: Sizes
+    make_rig: Callable[[str], FaultRig], database_url: str, sizes: Sizes
 ) -> None:
-    kills = sizes.kills if any_database_url.startswith("sqlite") else sizes.kills_postgres
-    rig = make_rig(any_database_url)
+    kills = sizes.kills if database_url.startswith("sqlite") else sizes.kills_postgres
+    rig = make_rig(database_url)
     worker = rig.add_worker()
     worker.wait_ready()
     events = contact_events(sizes.kill_events, sizes.kill_customers, seed=1, prefix="a")

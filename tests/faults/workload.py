@@ -22,7 +22,10 @@ from streams.topics import (
     SURVEY_INVITATIONS,
     SURVEY_RESPONSES,
 )
-from tests.faults.harness import Answer, Background, FaultRig, Produced, ReceivedMail
+from tests.factories import contact_event_data
+from tests.faults.rig import Answer, Background, FaultRig
+from tests.harness.smtp import Received
+from tests.harness.topics import Produced
 
 ANSWER_THREADS = 4  # customers answering at the same time
 _KINDS = ("purchase", "support_contact", "contract_change", "inquiry", "after_sales")
@@ -55,21 +58,19 @@ def contact_events(
         if not first and rng.random() < complaint_share:
             kind = "complaint"
         events.append(
-            {
-                "event_id": f"{prefix}-evt-{n:06d}",
-                "occurred_at": occurred_at,
-                "kind": kind,
-                "channel": rng.choice(_CHANNELS),
-                "customer": {
-                    "id": customer,
-                    "email": address_of(customer),
-                    "name": "Anna de Vries",
-                    "locale": rng.choice(("nl", "en", "de")),
-                },
-                "partner": "CBG Connect",
-                "product": "KPN EEN",
-                "case_id": f"K-{n}",
-            }
+            contact_event_data(
+                f"{prefix}-evt-{n:06d}",
+                kind,
+                occurred_at,
+                customer,
+                channel=rng.choice(_CHANNELS),  # drawn before the locale, as always
+                email=address_of(customer),
+                name="Anna de Vries",
+                locale=rng.choice(("nl", "en", "de")),
+                partner="CBG Connect",
+                product="KPN EEN",
+                case_id=f"K-{n}",
+            )
         )
     return events
 
@@ -260,7 +261,7 @@ class Traffic:
         for future in pending:
             future.result()  # re-raise what went wrong on an answer thread
 
-    def _unanswered(self) -> list[ReceivedMail]:
+    def _unanswered(self) -> list[Received]:
         """The first mail of each invitation not answered yet (duplicates stay unanswered)."""
         fresh = []
         for mail in self.rig.smtp.received():
@@ -270,7 +271,7 @@ class Traffic:
                 fresh.append(mail)
         return fresh
 
-    def _answer(self, mail: ReceivedMail) -> None:
+    def _answer(self, mail: Received) -> None:
         nps = nps_for(mail.invitation_id)
         answer = self.rig.answer(mail, nps, comment=f"fault test answer {nps}")
         with self._lock:

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from agents.cli.main import cli
 from models.store.lineage import lineage_rows
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event, running_loop
+from tests.factories import live_contact_event as contact_event
+from tests.harness.loop import RunningLoop, running_loop
 
 ANNA = "c-1001@example.nl"
 DAY = 86400

@@ -14,7 +14,8 @@ from sqlalchemy import text
 
 from models.store.staff_accounts import authenticate
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event, running_loop
+from tests.factories import live_contact_event as contact_event
+from tests.harness.loop import RunningLoop, running_loop
 
 ANNA = "c-1001@example.nl"
 

@@ -22,7 +22,8 @@ from playwright.sync_api import Browser, BrowserContext, expect
 
 from models.complaints import email_customer_id
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, free_port, running_loop
+from tests.harness.loop import RunningLoop, running_loop
+from tests.harness.ports import free_port
 
 T = TypeVar("T")
 

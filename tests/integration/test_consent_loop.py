@@ -20,7 +20,8 @@ from models.store.engine import transaction
 from models.store.tables import SurveyInvitation as InvitationRow
 from streams.records import SurveyInvitation
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event, running_loop
+from tests.factories import live_contact_event as contact_event
+from tests.harness.loop import RunningLoop, running_loop
 
 CUSTOMER = "C-8008"
 ADDRESS = "c-8008@example.nl"

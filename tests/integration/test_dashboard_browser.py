@@ -22,9 +22,9 @@ from agents.web.pages import charts
 from models.dashboard import nps_text
 from models.stats import nps_estimate
 from models.store.staff_accounts import create_user
-from tests.integration.harness import RunningLoop, running_loop
+from tests.factories import add_followup_task, add_survey
+from tests.harness.loop import RunningLoop, running_loop
 from tests.integration.test_dashboard_render_browser import pixels_of
-from tests.integration.test_reports import survey, task
 
 PASSWORD = "mia's long password"  # noqa: S105 - the test account's password
 PARTNERS = ("Telco Noord", "Shop Zuid", "Reseller Oost")
@@ -42,7 +42,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLoop]:
             for n in range(270):
                 partner = PARTNERS[n % 3]
                 score = (10, 9, 8, 6, 3, 10, 7, 9, 2, 10)[(n * (n % 3 + 1)) % 10]
-                survey(
+                add_survey(
                     engine,
                     partner=partner,
                     nps=score,
@@ -52,8 +52,8 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLoop]:
                 )
             opened = now - timedelta(days=3)
             for status in ("open", "open", "contacted"):
-                task(engine, team="service", opened=opened, status=status)
-            task(
+                add_followup_task(engine, team="service", opened=opened, status=status)
+            add_followup_task(
                 engine,
                 team="service",
                 opened=opened,

@@ -18,12 +18,12 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlmodel import Session
 
-from models.store.tables import StaffUser
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event, running_loop
-from tests.kafka_reading import read_from_start
+from tests.factories import add_staff_user
+from tests.factories import live_contact_event as contact_event
+from tests.harness.loop import RunningLoop, running_loop
+from tests.harness.topics import read_from_start
 
 FOLLOWUP_RULES = """
 version = "escalation-e2e"
@@ -132,18 +132,7 @@ def drill(tmp_path: Path, database_url: str) -> Iterator[Drill]:
     with running_loop(tmp_path, database_url=database_url, env=env) as loop:
         engine = loop.engine()
         try:
-            with Session(engine) as session:
-                session.add(
-                    StaffUser(
-                        username="alice",
-                        display_name="Alice",
-                        email=ALICE,
-                        role="staff",
-                        team="care",
-                        created_at=datetime.now(UTC),
-                    )
-                )
-                session.commit()
+            add_staff_user(engine, "alice", "care", email=ALICE, created_at=datetime.now(UTC))
         finally:
             engine.dispose()
         yield Drill(loop, clock_file)

@@ -21,7 +21,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from models.store.staff_accounts import create_user, issue_api_token
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event, running_loop
+from tests.factories import live_contact_event as contact_event
+from tests.harness.loop import RunningLoop, running_loop
 
 PASSWORD = "kim's long password"  # noqa: S105 - the test account's password
 LIVE_TIMEOUT = 15_000  # ms: a few polls (0.5 s each) after closure applied the action

@@ -14,7 +14,8 @@ import pytest
 
 from models.interview_sessions import COOKIE_NAME
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event, running_loop
+from tests.factories import live_contact_event as contact_event
+from tests.harness.loop import RunningLoop, running_loop
 
 RULES = """
 version = "phone-e2e-1"

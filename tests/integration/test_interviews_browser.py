@@ -16,7 +16,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event, running_loop
+from tests.factories import live_contact_event as contact_event
+from tests.harness.loop import RunningLoop, running_loop
 from tests.integration.test_interviews import RULES
 
 PHONE = "+31 6 2222 3333"

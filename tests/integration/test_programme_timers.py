@@ -13,7 +13,8 @@ import orjson
 import pytest
 
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event, running_loop
+from tests.factories import live_contact_event as contact_event
+from tests.harness.loop import RunningLoop, running_loop
 
 RULES = """
 version = "timers-e2e-1"

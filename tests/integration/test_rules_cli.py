@@ -21,23 +21,20 @@ from models.backtest import backtest
 from models.contact_events import ContactEvent
 from models.followup_rules import load_followup_rules
 from models.rules import Rules, load_rules
-from models.store.decisions import decide_contacts, fire_due_timers, next_due_at
+from models.store.decisions import decide_contacts
 from models.store.engine import make_engine
 from models.store.schema import create_schema
+from models.store.survey_timers import fire_due_timers, next_due_at
 from models.store.tables import SurveyResponse
 from streams.settings import get_settings
-from tests.contact_data import contact, event_data
+from tests.factories import file_contact_event as contact
+from tests.factories import file_contact_event_data as event_data
 
 RULE_SETS = Path(str(files("models").joinpath("rule_sets")))
 DEMO = load_rules()
 EXAMPLE = load_rules(RULE_SETS / "example.toml")
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 TASK_DUE = load_followup_rules()  # what opens complaint tasks
-
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
 
 
 # ------------------------------------------------------------------------------ rules check
@@ -196,11 +193,6 @@ def test_backtest_with_a_bad_rules_file_exits_1(runner: CliRunner, tmp_path: Pat
 
 
 # ---------------------------------------------------------------------------- rules explain
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/cxloop.db"
 
 
 @pytest.fixture

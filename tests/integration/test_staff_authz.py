@@ -15,7 +15,8 @@ import pytest
 
 from models.store.staff_accounts import create_user, issue_api_token, update_user
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event, running_loop
+from tests.factories import live_contact_event as contact_event
+from tests.harness.loop import RunningLoop, running_loop
 
 # Complaints of partner Bravo go to the service team (nobody assigned), the rest to the
 # complaints team, whose staff get them least-loaded.

@@ -31,7 +31,8 @@ from playwright.sync_api import (
 from sqlalchemy import text
 
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event, running_loop
+from tests.factories import live_contact_event as contact_event
+from tests.harness.loop import RunningLoop, running_loop
 
 PHONE = {"width": 390, "height": 844}
 DUTCH_QUESTION = (

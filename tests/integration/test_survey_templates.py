@@ -22,7 +22,8 @@ from models.store.surveys import record_response, unpublished_responses
 from models.store.tables import SurveyInvitation, SurveyResponse
 from models.tokens import hash_token
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, contact_event, running_loop
+from tests.factories import live_contact_event as contact_event
+from tests.harness.loop import RunningLoop, running_loop
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 ANSWERS = {

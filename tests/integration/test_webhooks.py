@@ -25,7 +25,9 @@ from models.store.webhook_outbox import claim_deliveries, finish_delivery
 from models.webhook_retries import Attempt
 from models.webhook_signing import verify
 from tests.conftest import wait_for
-from tests.integration.harness import contact_event, free_port, running_loop
+from tests.factories import live_contact_event as contact_event
+from tests.harness.loop import running_loop
+from tests.harness.ports import free_port
 
 KEY = bytes(range(100, 132))
 SECRET = "whsec_" + base64.b64encode(KEY).decode()

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from models.backtest import Forecast, backtest, read_input
 from models.eligibility import Reason
 from models.rules import Rules, approx_timedelta, load_rules, parse_rules
-from tests.contact_data import contact, event_data
+from tests.factories import file_contact_event as contact
+from tests.factories import file_contact_event_data as event_data
 
 AMS = ZoneInfo("Europe/Amsterdam")
 MONDAY = datetime(2026, 3, 2, 9, 0, tzinfo=AMS)  # before the spring DST change: UTC+1

@@ -9,7 +9,7 @@ from functools import partial
 import pytest
 
 from models.consent import Consent, is_opted_out, latest_per_key
-from tests.consent_changes import consent_change
+from tests.factories import consent_change
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

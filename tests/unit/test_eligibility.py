@@ -11,9 +11,10 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from models.contact_events import Channel, ContactEvent, ContactKind, Customer
+from models.contact_events import ContactEvent, ContactKind
 from models.eligibility import CustomerView as CustomerState
 from models.eligibility import Reason, suppression, usable_address
+from tests.factories import contact_event
 
 CAP = timedelta(days=180)
 NOW = datetime(2026, 11, 20, 10, 15, tzinfo=UTC)
@@ -28,13 +29,7 @@ def contact(
     at: datetime = NOW,
     event_id: str = "e-1",
 ) -> ContactEvent:
-    return ContactEvent(
-        event_id=event_id,
-        occurred_at=at,
-        kind=kind,
-        channel=Channel.PHONE,
-        customer=Customer(id=customer_id, email=email),
-    )
+    return contact_event(event_id, kind, at, customer_id, email=email)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.calendar import in_window
-from models.contact_events import Channel, ContactEvent, ContactKind, Customer
+from models.contact_events import ContactEvent, ContactKind
 from models.eligibility import CustomerView, Reason
 from models.programmes import (
     Contact,
@@ -23,6 +23,7 @@ from models.programmes import (
     plan_event,
 )
 from models.rules import Rules, load_rules, parse_rules
+from tests.factories import contact_event
 
 AMS = ZoneInfo("Europe/Amsterdam")
 DEMO = load_rules()
@@ -43,12 +44,13 @@ def event(
     case_id: str | None = None,
     **customer_fields: Any,
 ) -> ContactEvent:
-    return ContactEvent(
-        event_id=f"e-{n}",
-        occurred_at=at,
-        kind=kind,
-        channel=Channel.PHONE,
-        customer=Customer(id=customer, email="anna@example.nl", **customer_fields),
+    return contact_event(
+        f"e-{n}",
+        kind,
+        at,
+        customer,
+        email="anna@example.nl",
+        customer_fields=customer_fields,
         case_id=case_id,
     )
 

@@ -39,6 +39,7 @@ from models.store.staff_accounts import (
 from models.store.tables import FollowupTask, StaffSession, StaffUser
 from models.task_lifecycle import ActionType, TaskStatus, allowed_actions
 from models.tokens import hash_token
+from tests.factories import followup_task, staff_user
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"  # noqa: S105 - a test account's password
@@ -238,11 +239,11 @@ STAFF_B = Viewer("bo", "staff", "complaints")
 
 
 def task(team: str = "service", status: TaskStatus = TaskStatus.ASSIGNED) -> FollowupTask:
-    return FollowupTask(task_id="t-1", customer_id="C-1", team=team, status=status.value)
+    return followup_task(team=team, status=status.value)
 
 
 def member(username: str, team: str | None, role: str = "staff", active: bool = True) -> StaffUser:
-    return StaffUser(username=username, display_name=username, role=role, team=team, active=active)
+    return staff_user(username, team, role, active=active, display_name=username)
 
 
 SAM = member("sam", "service")

@@ -8,6 +8,7 @@ import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from models.followup_rules import parse_followup_rules
 from models.store.answer_tasks import ScoredAnswer, open_tasks_for_answers
 from models.store.engine import transaction
 from models.store.escalation import escalate_due
-from models.store.tables import FollowupTask, StaffUser, SurveyInvitation, SurveyResponse
+from models.store.tables import FollowupTask, SurveyInvitation, SurveyResponse
 from models.store.task_actions import ActionCommand, ActionRefusedError, apply_action
 from models.store.task_events import (
     SYSTEM_ACTOR,
@@ -33,13 +34,12 @@ from models.task_lifecycle import (
     ActionType,
     NewTask,
     TaskClosedError,
-    TaskOrigin,
     TaskSubject,
     TransitionInvalidError,
     task_for_complaint,
-    task_id_for,
 )
 from tests.conftest import wait_for
+from tests.factories import add_staff_user, detractor_task
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -129,27 +129,7 @@ def lock_waiters(engine: Engine) -> int:
     return int(waiting)
 
 
-def add_staff(
-    engine: Engine,
-    username: str,
-    team: str | None,
-    role: str = "staff",
-    email: str | None = None,
-    active: bool = True,
-) -> None:
-    with Session(engine) as session:
-        session.add(
-            StaffUser(
-                username=username,
-                display_name=username.title(),
-                email=email,
-                role=role,
-                team=team,
-                active=active,
-                created_at=NOW,
-            )
-        )
-        session.commit()
+add_staff = partial(add_staff_user, created_at=NOW)  # (engine, username, team, role, ...)
 
 
 def complaint(n: int | str, at: datetime = NOW, **subject: Any) -> NewTask:
@@ -158,17 +138,7 @@ def complaint(n: int | str, at: datetime = NOW, **subject: Any) -> NewTask:
     return task
 
 
-def detractor(n: int | str, at: datetime = NOW, nps: int = 3, **subject: Any) -> NewTask:
-    origin = TaskOrigin.DETRACTOR
-    return NewTask(
-        task_id=task_id_for(origin, f"r-{n}"),
-        origin=origin,
-        source_id=f"r-{n}",
-        priority=0 if nps <= 3 else 1,
-        opened_at=at,
-        subject=TaskSubject(customer_id=f"C-{n}", **subject),
-        nps=nps,
-    )
+detractor = partial(detractor_task, at=NOW)  # (n, nps=3, **subject): answer r-n of C-n
 
 
 def open_one(engine: Engine, task: NewTask, now: datetime = NOW) -> FollowupTask:

@@ -36,11 +36,6 @@ def empty(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
 def differences(engine: Engine) -> list[Any]:
     """What autogenerate would put into a new revision: the models against the database."""
     with engine.connect() as connection:

@@ -8,10 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 from sqlalchemy import Engine, text
 
-from models.contact_events import ContactEvent, parse_contact_event
+from models.contact_events import ContactEvent
 from models.followup_rules import load_followup_rules
 from models.rules import load_rules
 from models.store.decisions import decide_contacts
@@ -22,6 +21,7 @@ from models.store.surveys import (
     record_response,
 )
 from models.tokens import hash_token, new_token
+from tests.factories import read_contact_event
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 CAP = timedelta(days=180)
@@ -30,14 +30,7 @@ RULES = load_rules()  # the demo rules: surveys at once, window always open, 180
 
 
 def event(n: int, customer: str, kind: str = "purchase", at: datetime = NOW) -> ContactEvent:
-    data: dict[str, Any] = {
-        "event_id": f"e-{n}",
-        "occurred_at": (at - timedelta(minutes=5)).isoformat(),
-        "kind": kind,
-        "channel": "web",
-        "customer": {"id": customer, "email": f"{customer.lower()}@example.nl"},
-    }
-    return parse_contact_event(orjson.dumps(data))
+    return read_contact_event(f"e-{n}", kind, at - timedelta(minutes=5), customer, channel="web")
 
 
 def count(engine: Engine, sql: str) -> list[tuple[Any, ...]]:

@@ -8,13 +8,9 @@ import email.policy
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -26,34 +22,9 @@ from sqlalchemy import Engine, text
 
 from models.store.engine import make_engine
 from tests.conftest import wait_for
-from tests.kafka_reading import read_from_start
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def contact_event(n: int | str, customer: str = "C-1001", **overrides: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "event_id": f"evt-{n}",
-        # Now: the rules count delays and expiry from when the contact happened.
-        "occurred_at": datetime.now(UTC).isoformat(),
-        "kind": "support_contact",
-        "channel": "phone",
-        "customer": {
-            "id": customer,
-            "email": f"{customer.lower()}@example.nl",
-            "name": "Anna de Vries",
-            "locale": "nl",
-        },
-        "partner": "CBG Connect",
-        "product": "KPN EEN",
-        "case_id": "K-77",
-    }
-    event.update(overrides)
-    return event
+from tests.harness.ports import free_port
+from tests.harness.processes import CxloopProcess, json_log_lines
+from tests.harness.topics import read_from_start
 
 
 @dataclass
@@ -63,7 +34,7 @@ class RunningLoop:
     kafka_port: int = field(default_factory=free_port)
     smtp_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    process: CxloopProcess | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     demo_staff: bool = False  # `cxloop up` creates demo inbox accounts on a fresh database
 
@@ -87,77 +58,48 @@ class RunningLoop:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "CXLOOP_LOG_FORMAT": "json", **self.extra_env}
         env.pop("CXLOOP_STAFF_TOKEN", None)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "agents",
-                    "up",
-                    "--data-dir",
-                    str(self.data_dir),
-                    "--kafka-port",
-                    str(self.kafka_port),
-                    "--smtp-port",
-                    str(self.smtp_port),
-                    "--web-port",
-                    str(self.web_port),
-                    "--database-url",
-                    self.database_url,
-                    "--demo-staff" if self.demo_staff else "--no-demo-staff",
-                    # Complaint mail intake only where a test asks for it (its env).
-                    *(
-                        []
-                        if "CXLOOP_COMPLAINT_SMTP_PORT" in self.extra_env
-                        else ["--complaint-port", "0"]
-                    ),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
+        args = [
+            "up",
+            "--data-dir",
+            str(self.data_dir),
+            "--kafka-port",
+            str(self.kafka_port),
+            "--smtp-port",
+            str(self.smtp_port),
+            "--web-port",
+            str(self.web_port),
+            "--database-url",
+            self.database_url,
+            "--demo-staff" if self.demo_staff else "--no-demo-staff",
+            # Complaint mail intake only where a test asks for it (its env).
+            *([] if "CXLOOP_COMPLAINT_SMTP_PORT" in self.extra_env else ["--complaint-port", "0"]),
+        ]
+        # log_path: one worker.log in the data directory, appended to by every start.
+        self.process = CxloopProcess(
+            "worker",
+            args,
+            env,
+            self.web_port,
+            self.data_dir,
+            stop_signal=signal.SIGINT,
+            stop_timeout=30,
+        )
+        self.process.start()
         try:
-            wait_for(self._ready, 60, "the worker to answer /ready and join its group")
+            self.process.wait_ready(60, what="the worker to answer /ready and join its group")
         except BaseException:
             self.stop()  # never leave a half-started cxloop (and its broker) behind
             raise
 
-    def _ready(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"cxloop up exited:\n{self.log_path.read_text()[-4000:]}")
-        try:
-            response = httpx.get(f"{self.web}/ready", timeout=2)
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200
-
-    def _log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
     def stop(self) -> int:
         if self.process is None:
             return 0
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        code = self.process.returncode
+        code = self.process.stop()
         self.process = None
-        return code
+        return 0 if code is None else code
 
     def log_lines(self) -> list[dict[str, Any]]:
-        lines = []
-        for raw in self._log_text().splitlines():
-            if raw.startswith("{"):
-                try:
-                    lines.append(orjson.loads(raw))
-                except orjson.JSONDecodeError:
-                    continue
-        return lines
+        return json_log_lines([self.log_path])
 
     # --- input -------------------------------------------------------------------------
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -17,10 +17,7 @@ from typer.testing import CliRunner
 
 from agents.cli.main import cli
 from models.reports import Period, ReportError
-from models.scoring import csat_satisfied, nps_category
 from models.stats import nps_estimate, proportion_estimate
-from models.store.aggregates import add_invitations
-from models.store.engine import insert_many_if_absent, insert_many_returning_new, transaction
 from models.store.reports import (
     closed_loop,
     customer_service,
@@ -28,91 +25,15 @@ from models.store.reports import (
     score_rows,
     tabulate,
 )
-from models.store.surveys import record_scores, store_answer
-from models.store.tables import ContactEvent, FollowupTask, SurveyInvitation
+from tests.factories import add_followup_task as task
+from tests.factories import add_survey
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 PERIOD = Period(date(2026, 11, 1), date(2026, 11, 30))
 
 
-def survey(
-    engine: Engine,
-    *,
-    partner: str,
-    nps: int | None = None,
-    csat: int | None = None,
-    answers: dict[str, object] | None = None,
-    at: datetime = NOW,
-    channel: str = "email",
-    kind: str = "support_contact",
-    customer: str | None = None,
-    case_id: str | None = None,
-) -> str | None:
-    """One contact, its survey, and (when a score is given) its scored answer."""
-    run = uuid.uuid4().hex[:12]
-    customer = customer or f"c-{run}"
-    with transaction(engine) as session:
-        insert_many_if_absent(
-            session,
-            ContactEvent,
-            [
-                {
-                    "event_id": f"ev-{run}",
-                    "occurred_at": at,
-                    "kind": kind,
-                    "channel": channel,
-                    "customer_id": customer,
-                    "partner": partner,
-                    "case_id": case_id,
-                    "received_at": at,
-                }
-            ],
-        )
-        new = insert_many_returning_new(
-            session,
-            SurveyInvitation,
-            [
-                {
-                    "invitation_id": f"inv-{run}",
-                    "event_id": f"ev-{run}",
-                    "customer_id": customer,
-                    "locale": "en",
-                    "kind": kind,
-                    "channel": channel,
-                    "partner": partner,
-                    "programme": "transactional",
-                    "created_at": at,
-                }
-            ],
-            "invitation_id",
-        )
-        add_invitations(session, new, at)
-        if nps is None and csat is None:
-            return None
-        invitation = session.get(SurveyInvitation, f"inv-{run}")
-        assert invitation is not None
-        response = store_answer(
-            session,
-            invitation,
-            at,
-            nps=nps,
-            csat=csat,
-            ces=None,
-            comment=None,
-            answers=answers or {},
-        )
-    record_scores(
-        engine,
-        [
-            (
-                response.response_id,
-                nps_category(nps) if nps is not None else None,
-                csat_satisfied(csat) if csat is not None else None,
-            )
-        ],
-        at,
-    )
-    return response.response_id
+# One contact, its survey and (with a score) its scored answer, at NOW unless at= says.
+survey = partial(add_survey, at=NOW)
 
 
 def test_nps_by_partner_with_margin_and_minimum_n(engine: Engine) -> None:
@@ -184,24 +105,6 @@ def test_repeat_contacts(engine: Engine) -> None:
     service = customer_service(engine, PERIOD, repeat_days=7)
     assert (service.contacts, service.repeated) == (5, 2)
     assert service.repeat_rate == pytest.approx(40.0)
-
-
-def task(engine: Engine, *, team: str, opened: datetime, **values: object) -> None:
-    row = FollowupTask(
-        task_id=uuid.uuid4().hex,
-        origin=str(values.pop("origin", "detractor")),
-        source_id=uuid.uuid4().hex,
-        customer_id="c",
-        priority=1,
-        team=team,
-        opened_at=opened,
-        first_contact_due_at=opened + timedelta(hours=16),
-        due_at=opened + timedelta(hours=40),
-        sla_due_at=opened + timedelta(hours=16),
-        **values,
-    )
-    with transaction(engine) as session:
-        session.add(row)
 
 
 def test_closed_loop_figures(engine: Engine) -> None:

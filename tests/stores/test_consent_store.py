@@ -22,7 +22,7 @@ from models.store.consent import (
 from models.store.engine import transaction
 from models.store.surveys import claim_deliveries
 from models.store.tables import SurveyInvitation
-from tests.consent_changes import consent_change
+from tests.factories import consent_change
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 from sqlalchemy import Engine, text
 
-from models.contact_events import ContactEvent, parse_contact_event
+from models.contact_events import ContactEvent
 from models.followup_rules import load_followup_rules
 from models.rules import parse_rules
-from models.store.decisions import decide_contacts, fire_due_timers
+from models.store.decisions import decide_contacts
+from models.store.survey_timers import fire_due_timers
+from tests.factories import read_contact_event
 
 RULES = parse_rules(
     b"""
@@ -38,14 +39,7 @@ DUE = load_followup_rules()  # what opens complaint tasks
 
 
 def purchase(n: int, customer: str, at: datetime) -> ContactEvent:
-    data: dict[str, Any] = {
-        "event_id": f"e-{n}",
-        "occurred_at": at.isoformat(),
-        "kind": "purchase",
-        "channel": "web",
-        "customer": {"id": customer, "email": f"{customer.lower()}@example.nl"},
-    }
-    return parse_contact_event(orjson.dumps(data))
+    return read_contact_event(f"e-{n}", "purchase", at, customer, channel="web")
 
 
 def rows(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
