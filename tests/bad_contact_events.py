@@ -15,25 +15,25 @@ from typing import Any
 
 import orjson
 
+from tests.factories import contact_event_data
+
 Message = tuple[bytes | None, bytes | None]
 MIB = 1024 * 1024
 
 
 def good_event(n: int | str, customer: str, at: datetime) -> dict[str, Any]:
-    """A valid contact event (a purchase) of *customer*, *n* making its id unique."""
-    return {
-        "event_id": f"evt-{n}",
-        "occurred_at": at.isoformat(),
-        "kind": "purchase",
-        "channel": "shop",
-        "customer": {
-            "id": customer,
-            "email": f"{customer.lower()}@example.nl",
-            "name": "Anna de Vries",
-            "locale": "nl",
-        },
-        "partner": "Partner A",
-    }
+    """A valid contact event (a purchase in the shop) of *customer*, *n* making its id
+    unique."""
+    return contact_event_data(
+        f"evt-{n}",
+        "purchase",
+        at,
+        customer,
+        channel="shop",
+        name="Anna de Vries",
+        locale="nl",
+        partner="Partner A",
+    )
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,10 @@ from aiokafka import AIOKafkaProducer
 
 from tests.bad_contact_events import MIB, catalogue_messages
 from tests.conftest import wait_for
-from tests.integration.harness import RunningLoop, free_port, running_loop
+from tests.harness.loop import RunningLoop, running_loop
+from tests.harness.ports import free_port
+from tests.harness.topics import read_from_start
 from tests.integration.test_survey_templates import surveyed
-from tests.kafka_reading import read_from_start
 
 
 @pytest.fixture

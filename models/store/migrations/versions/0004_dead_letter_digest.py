@@ -3,8 +3,8 @@
 A too_large message keeps only its first 64 KiB in dead_letters.original; the size and
 SHA-256 of the whole message say what it was. Rows from before stay null in both.
 
-Revision ID: 0003_dead_letter_digest
-Revises: 0002_bi_sink
+Revision ID: 0004_dead_letter_digest
+Revises: 0003_utc_iso_timestamps
 Create Date: 2026-12-04 17:40:00.000000
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_dead_letter_digest"
-down_revision: str | None = "0002_bi_sink"
+revision: str = "0004_dead_letter_digest"
+down_revision: str | None = "0003_utc_iso_timestamps"
 branch_labels: str | None = None
 depends_on: str | None = None
 
