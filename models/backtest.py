@@ -173,13 +173,13 @@ def _parse_consent(raw: bytes) -> Consent:
     try:
         data = _ConsentLine.model_validate(orjson.loads(raw))
     except orjson.JSONDecodeError as exc:
-        raise ContactEventInvalidError(f"not JSON: {exc.msg} at position {exc.pos}") from None
+        raise ContactEventInvalidError("not_json", f"{exc.msg} at position {exc.pos}") from None
     except ValidationError as exc:
         where = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'consent'}: {e['msg']}"
             for e in exc.errors(include_input=False, include_url=False)
         )
-        raise ContactEventInvalidError(f"consent change: {where}") from None
+        raise ContactEventInvalidError("invalid_field", f"consent change: {where}") from None
     return Consent(
         consent_id=data.consent_id,
         customer_id=data.customer_id,

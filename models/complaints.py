@@ -26,8 +26,9 @@ from typing import Any
 import orjson
 from email_validator import EmailNotValidError, validate_email
 
-from models.contact_events import parse_contact_event
+from models.contact_events import CONTACT_EVENT_SCHEMA_VERSION, parse_contact_event
 from models.errors import CxloopError
+from models.json_checks import NUL
 from models.survey_templates import FALLBACK_LOCALE, SURVEY_LOCALES, language_code
 from models.task_lifecycle import TaskOrigin, task_id_for
 from models.tokens import hash_token, looks_like_token
@@ -104,6 +105,7 @@ def _event(
         "channel": channel,
         "customer": {k: v for k, v in customer.items() if v},
         "comment": comment,
+        "schema_version": CONTACT_EVENT_SCHEMA_VERSION,
     }
 
 
@@ -135,6 +137,15 @@ def too_large() -> MailRefusedError:
 
 def no_sender() -> MailRefusedError:
     return MailRefusedError("no_sender", "550 5.1.7 No usable From: address")
+
+
+def nul_character(where: str) -> MailRefusedError:
+    """A NUL character in the sender's name, the subject or the text: PostgreSQL cannot
+    store it, so the sender is told at once instead of the complaint being lost later."""
+    return MailRefusedError(
+        "nul_character",
+        f"550 5.6.0 The {where} contains a NUL character; send the complaint without it",
+    )
 
 
 _AUTOMATIC_REPLY = "250 2.0.0 Automatic message ignored"
@@ -263,6 +274,9 @@ def _mail_event(raw: bytes, received_at: datetime) -> dict[str, Any]:
     address, name = _sender(parsed)
     subject = _one_line(str(parsed.get("Subject") or ""), 300)
     body = mail_text(parsed)
+    for where, text in (("sender's name", name or ""), ("subject", subject), ("text", body)):
+        if NUL in text:
+            raise nul_character(where)
     comment = "\n\n".join(p for p in (subject, body) if p)[:COMMENT_MAX]
     number = customer_number(subject) or customer_number(body)
     customer = {
@@ -303,7 +317,13 @@ class FormResult:
 FORM_FIELDS = ("name", "email", "phone", "customer_number", "message", "language", "form_token")
 
 
+_CHECKED_FIELDS = ("name", "email", "phone", "customer_number", "message")
+
+
 def _field_errors(values: Mapping[str, str]) -> tuple[dict[str, str], str | None]:
+    nul = {f: "error_nul_character" for f in _CHECKED_FIELDS if NUL in values[f]}
+    if nul:
+        return nul, None
     errors: dict[str, str] = {}
     name, phone, number = values["name"], values["phone"], values["customer_number"]
     if not name:

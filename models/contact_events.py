@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from models.errors import CxloopError
+from models.json_checks import duplicate_key, nul_byte_at, nul_in_json
+
+# The contact-event shape cxloop publishes (complaints, followup_closed) and reads; an
+# event from another system without schema_version is version 1.
+CONTACT_EVENT_SCHEMA_VERSION = 1
 
 
 class ContactKind(StrEnum):
@@ -62,28 +68,65 @@ class ContactEvent(BaseModel):
     # order, ...) and the team that handled the contact.
     inquiry_type: str | None = Field(default=None, max_length=40)
     team: str | None = Field(default=None, max_length=40)
+    schema_version: int = Field(default=CONTACT_EVENT_SCHEMA_VERSION, ge=1)
 
 
 class ContactEventInvalidError(CxloopError, ValueError):
-    """The bytes are not a valid contact event; the message says why (no values quoted)."""
+    """The bytes are not a valid contact event. *code* is the dead-letter reason code
+    (not_utf8, not_json, nul_character, duplicate_key, invalid_field, occurred_in_future),
+    *detail* says where; neither quotes a value. str() is "code: detail"."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
 
 
-def parse_contact_event(raw: bytes) -> ContactEvent:
-    """Validate *raw* as a contact event, or raise ContactEventInvalidError with the reason."""
+def parse_contact_event(
+    raw: bytes, now: datetime | None = None, max_ahead: timedelta | None = None
+) -> ContactEvent:
+    """Validate *raw* as a contact event, or raise ContactEventInvalidError with the reason.
+
+    With *now* and *max_ahead*, an event that happened more than *max_ahead* after *now*
+    is refused too (occurred_in_future): its survey timers would wait for ever.
+    """
+    at = nul_byte_at(raw)
+    if at is not None:
+        raise ContactEventInvalidError("nul_character", f"byte {at}")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ContactEventInvalidError(f"not valid UTF-8 at byte {exc.start}") from None
+        raise ContactEventInvalidError("not_utf8", f"not valid UTF-8 at byte {exc.start}") from None
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise ContactEventInvalidError(f"not JSON: {exc.msg} at position {exc.pos}") from None
+        raise ContactEventInvalidError("not_json", f"{exc.msg} at position {exc.pos}") from None
     if not isinstance(data, dict):
-        raise ContactEventInvalidError(f"not a JSON object but {type(data).__name__}")
+        raise ContactEventInvalidError("not_json", f"not a JSON object but {type(data).__name__}")
+    where = nul_in_json(raw, data)
+    if where is not None:
+        raise ContactEventInvalidError("nul_character", where)
+    where = duplicate_key(raw, data)
+    if where is not None:
+        raise ContactEventInvalidError("duplicate_key", f"{where} appears twice")
     try:
-        return ContactEvent.model_validate(data)
+        event = ContactEvent.model_validate(data)
     except ValidationError as exc:
-        raise ContactEventInvalidError(_describe(exc)) from None
+        raise ContactEventInvalidError("invalid_field", _describe(exc)) from None
+    if event.occurred_at.year in (1, 9999):  # only these can leave datetime's range in UTC
+        try:
+            event.occurred_at.astimezone(UTC)  # timers and SQL count in UTC
+        except OverflowError:
+            detail = "occurred_at: out of range in UTC"
+            raise ContactEventInvalidError("invalid_field", detail) from None
+    if now is not None and max_ahead is not None and event.occurred_at > now + max_ahead:
+        ahead = int((event.occurred_at - now).total_seconds())
+        raise ContactEventInvalidError(
+            "occurred_in_future",
+            f"occurred_at is {ahead} s ahead of the clock; at most "
+            f"{int(max_ahead.total_seconds())} s allowed",
+        )
+    return event
 
 
 def _describe(exc: ValidationError) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from models.errors import CxloopError
+from models.json_checks import NUL_MESSAGE, nul_path
 from models.task_lifecycle import FINAL_STATUSES, ActionType, TaskStatus, allowed_actions
 
 Role = Literal["staff", "lead", "admin"]
@@ -183,6 +184,9 @@ def vet_action(
     in details.assignee (None when unknown); *fix_ids* the structural fixes that exist."""
     if not viewer.can_see(task):
         raise ActionRequestInvalidError(403, "forbidden")
+    where = nul_path({"note": note, "details": details})
+    if where is not None:  # no database column can keep one: refused before anything else
+        raise ActionRequestInvalidError(422, "invalid", {where: NUL_MESSAGE})
     if action is not ActionType.ASSIGN and not viewer.can_act(task, action):
         raise ActionRequestInvalidError(
             403, "forbidden", {"type": f"your role may not {action.value}"}

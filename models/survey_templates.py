@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, model_validator
 
 from models.errors import CxloopError
+from models.json_checks import NUL
 
 SURVEY_LOCALES = ("nl", "bg", "no", "en")
 FALLBACK_LOCALE = "en"
@@ -209,7 +210,8 @@ class ParsedAnswers:
 
     answers holds only what was answered: an optional question left empty is absent.
     errors maps a question id to a message in the customer's language; codes maps it to
-    a stable code for the API (required, invalid, too_long, unknown_question).
+    a stable code for the API (required, invalid, too_long, nul_character,
+    unknown_question).
     """
 
     answers: dict[str, AnswerValue] = field(default_factory=dict)
@@ -241,12 +243,17 @@ def parse_answers(
     template: SurveyTemplate,
     form: Mapping[str, object],
     locale: str = FALLBACK_LOCALE,
+    *,
+    json_types: bool = False,
 ) -> ParsedAnswers:
     """Validate answers to *template* from an HTML form or a JSON object.
 
     Form values are strings (a list when a name was sent more than once); JSON values may
     also be integers, booleans and, for an aspects question, an object of aspect ratings.
     An aspects question also takes one form field per aspect, named '<question>.<aspect>'.
+    With *json_types* (a JSON API) a score must be a JSON integer: "3", [3], 3.0 and true
+    are invalid. Text with a NUL character is refused as nul_character (no database
+    column can keep it).
     """
     words = wording(locale)
     answers: dict[str, AnswerValue] = {}
@@ -257,7 +264,7 @@ def parse_answers(
         known.add(question.id)
         known.update(f"{question.id}.{a.id}" for a in question.aspects)
         try:
-            value = _parse_question(question, form)
+            value = _parse_question(question, form, json_types)
         except _AnswerInvalidError as problem:
             codes[question.id] = problem.code
             errors[question.id] = _message(question, problem.code, words)
@@ -274,14 +281,16 @@ def parse_answers(
 
 
 def _message(question: Question, code: str, words: Mapping[str, str]) -> str:
+    if code == "nul_character":
+        return words["error_nul_character"]
     if code == "too_long":
         return words["error_too_long"].format(max=question.max_length)
     return words[f"error_{question.type}"]
 
 
-def _single(value: object) -> object:
+def _single(value: object, json_types: bool) -> object:
     if isinstance(value, list):
-        if len(value) != 1:
+        if json_types or len(value) != 1:
             raise _AnswerInvalidError("invalid")
         return value[0]
     return value
@@ -291,10 +300,12 @@ def _blank(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _parse_question(question: Question, form: Mapping[str, object]) -> AnswerValue | None:
+def _parse_question(
+    question: Question, form: Mapping[str, object], json_types: bool
+) -> AnswerValue | None:
     if question.type == "aspects":
-        return _parse_aspects(question, form)
-    value = _single(form.get(question.id))
+        return _parse_aspects(question, form, json_types)
+    value = _single(form.get(question.id), json_types)
     if question.type == "open_text":
         return _parse_text(question, value)
     if _blank(value):
@@ -304,14 +315,16 @@ def _parse_question(question: Question, form: Mapping[str, object]) -> AnswerVal
     if question.type == "yes_no":
         return _parse_yes_no(value)
     low, high = SCALES[question.type]
-    return _parse_score(value, low, high)
+    return _parse_score(value, low, high, json_types)
 
 
-def _parse_score(value: object, low: int, high: int) -> int:
+def _parse_score(value: object, low: int, high: int, json_types: bool) -> int:
     if isinstance(value, bool):
         raise _AnswerInvalidError("invalid")
     if isinstance(value, int):
         score = value
+    elif json_types:
+        raise _AnswerInvalidError("invalid")
     elif isinstance(value, str) and _ASCII_NUMBER.fullmatch(value.strip()):
         score = int(value.strip())
     else:
@@ -334,6 +347,8 @@ def _parse_text(question: Question, value: object) -> str | None:
         raise _AnswerInvalidError("invalid")
     # Browsers send a textarea's line breaks as CRLF but count them as one character.
     text = (value or "").replace("\r\n", "\n").strip()
+    if NUL in text:
+        raise _AnswerInvalidError("nul_character")
     if len(text) > question.max_length:
         raise _AnswerInvalidError("too_long")
     if not text:
@@ -343,7 +358,9 @@ def _parse_text(question: Question, value: object) -> str | None:
     return text
 
 
-def _parse_aspects(question: Question, form: Mapping[str, object]) -> dict[str, int] | None:
+def _parse_aspects(
+    question: Question, form: Mapping[str, object], json_types: bool
+) -> dict[str, int] | None:
     given = form.get(question.id)
     if given is not None and not isinstance(given, Mapping):
         raise _AnswerInvalidError("invalid")
@@ -353,10 +370,10 @@ def _parse_aspects(question: Question, form: Mapping[str, object]) -> dict[str, 
     low, high = ASPECT_SCALE
     ratings: dict[str, int] = {}
     for aspect in question.aspects:
-        value = _single(nested.get(aspect.id, form.get(f"{question.id}.{aspect.id}")))
+        value = _single(nested.get(aspect.id, form.get(f"{question.id}.{aspect.id}")), json_types)
         if _blank(value):
             continue
-        ratings[aspect.id] = _parse_score(value, low, high)
+        ratings[aspect.id] = _parse_score(value, low, high, json_types)
     if question.required and len(ratings) < len(question.aspects):
         raise _AnswerInvalidError("required")
     return ratings or None

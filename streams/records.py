@@ -7,11 +7,14 @@ so that a bad event gets a precise reason in the dead letters.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import faust
 import orjson
 from faust.models.fields import StringField
+
+from streams.errors import StreamsError
 
 SCHEMA_VERSION = 1
 RESPONSE_SCHEMA_VERSION = 2  # SurveyResponse and ScoredResponse: v2 added ces and answers
@@ -34,10 +37,18 @@ class WireRecord(
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Any:
-        """Decode and validate; raises ValueError or TypeError on bad input."""
-        data = orjson.loads(raw)
+        """Decode and validate; raises ValueError or TypeError on bad input (RecordInvalidError,
+        with a reason code, when it is not a JSON object at all)."""
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise _not_json(raw, exc) from None
+        except TypeError:
+            raise RecordInvalidError(DeadLetterReason.NULL_VALUE, "no value") from None
         if not isinstance(data, dict):
-            raise ValueError("payload is not a JSON object")
+            raise RecordInvalidError(
+                DeadLetterReason.NOT_JSON, f"not a JSON object but {type(data).__name__}"
+            )
         record = cls.from_data(data)
         record.validate_or_raise()
         for name in record._options.fields:
@@ -45,6 +56,24 @@ class WireRecord(
             if isinstance(value, datetime) and value.utcoffset() is None:
                 raise ValueError(f"{name}: timestamp without time zone")
         return record
+
+
+class RecordInvalidError(StreamsError, ValueError):
+    """Bytes that are no record at all: *code* is the dead-letter reason code, *detail* says
+    where (never a value). str() is "code: detail"."""
+
+    def __init__(self, code: DeadLetterReason, detail: str) -> None:
+        super().__init__(f"{code.value}: {detail}")
+        self.code = code.value
+        self.detail = detail
+
+
+def _not_json(raw: bytes, exc: orjson.JSONDecodeError) -> RecordInvalidError:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return RecordInvalidError(DeadLetterReason.NOT_UTF8, f"not valid UTF-8 at byte {bad.start}")
+    return RecordInvalidError(DeadLetterReason.NOT_JSON, f"{exc.msg} at position {exc.pos}")
 
 
 def _checked_answers(answers: object) -> dict[str, Any]:
@@ -199,8 +228,38 @@ class FollowupAction(WireRecord):
         self.details = dict(self.details or {})
 
 
+class DeadLetterReason(StrEnum):
+    """The code a dead letter's reason starts with: "<code>" or "<code>: <detail>", where the
+    detail says where (a field, a byte offset) and never quotes a value."""
+
+    NULL_VALUE = "null_value"  # the message has no value (a tombstone)
+    TOO_LARGE = "too_large"  # larger than CXLOOP_MAX_MESSAGE_BYTES
+    NUL_CHARACTER = "nul_character"  # a NUL byte, or a \u0000 escape decoded into a string
+    NOT_UTF8 = "not_utf8"
+    NOT_JSON = "not_json"  # not JSON, or JSON but not an object
+    DUPLICATE_KEY = "duplicate_key"  # a key twice in one JSON object (contact events)
+    INVALID_FIELD = "invalid_field"  # a field missing, of the wrong type or out of range
+    KEY_MISMATCH = "key_mismatch"  # the message key is not the customer id (contact events)
+    OCCURRED_IN_FUTURE = "occurred_in_future"  # beyond CXLOOP_MAX_FUTURE_SKEW_S (contact events)
+    NOT_FOUND = "not_found"  # what the message refers to is not in the database
+    UNEXPECTED = "unexpected"  # an agent failed on it: a bug to fix, then replay
+
+
+def dead_letter_reason(code: DeadLetterReason, detail: str = "") -> str:
+    """A reason as dead letters carry it: "code: detail" (or the code alone)."""
+    return f"{code.value}: {detail}" if detail else code.value
+
+
+DEAD_LETTER_SCHEMA_VERSION = 2  # DeadLetter v2: original_size and original_sha256
+
+
 class DeadLetter(WireRecord):
-    """Input that could not be processed, with why and the original bytes (base64)."""
+    """Input that could not be processed: why (a DeadLetterReason code first), where it was
+    read and the original bytes (base64; only the first 64 KiB of a too_large message).
+    original_size and original_sha256 describe the whole original value (None for a null
+    value, and on v1 letters). On dead-letters, keyed by the customer id when known (the
+    source message's key on a customer-keyed topic, or the decoded customer id), else by
+    the dead-letter id."""
 
     dead_letter_id: str
     source_topic: str
@@ -209,8 +268,11 @@ class DeadLetter(WireRecord):
     reason: str
     original_b64: str = StringField(allow_blank=True)  # an empty message is still a message
     received_at: datetime
-    key_b64: str | None = None
-    schema_version: int = SCHEMA_VERSION
+    # An empty key is still a key (b""), as an empty message is still a message.
+    key_b64: str | None = StringField(allow_blank=True, required=False, default=None)
+    original_size: int | None = None
+    original_sha256: str | None = None
+    schema_version: int = DEAD_LETTER_SCHEMA_VERSION
 
 
 CONSENT_CHANNELS = ("email", "phone", "all")

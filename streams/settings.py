@@ -45,6 +45,18 @@ class Settings(BaseSettings):
     batch_within_ms: int = Field(
         20, ge=1, description="How long a hot-path agent waits to fill a batch."
     )
+    max_message_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="A larger message is dead-lettered as too_large (its size, SHA-256 and "
+        "first 64 KiB kept).",
+    )
+    max_future_skew_s: float = Field(
+        86_400.0,
+        ge=0,
+        description="A contact event whose occurred_at is further ahead of the clock than this "
+        "is dead-lettered as occurred_in_future.",
+    )
 
     # Database
     database_url: str = Field(

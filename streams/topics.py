@@ -1,4 +1,6 @@
-"""Every cxloop topic, declared once: name, key, partitions. All keyed by customer id."""
+"""Every cxloop topic, declared once: name, key, partitions. Keyed by customer id, except
+customer-consent ('<customer id>|<channel>', records.consent_key) and dead-letters (the
+customer id when known, else the dead-letter id; agents.consume)."""
 
 from __future__ import annotations
 

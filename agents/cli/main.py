@@ -363,13 +363,15 @@ def _emit_on_start(app: CxApp, runtime: Runtime, lines: list[bytes]) -> None:
 
 
 def customer_key(line: bytes) -> bytes | None:
-    """The partition key of a contact event: its customer id, if the line has one."""
+    """The partition key of a contact event: its customer id, if the line has one (a
+    number is no customer id: the trigger refuses the event whatever its key)."""
     try:
         data = orjson.loads(line)
         customer_id = data["customer"]["id"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None
-    return str(customer_id).encode("utf-8") if isinstance(customer_id, (str, int)) else None
+    # The trigger compares the key with customer.id as it reads it: surrounding spaces cut.
+    return customer_id.strip().encode("utf-8") if isinstance(customer_id, str) else None
 
 
 async def _produce(bootstrap: str, topic: str, lines: list[bytes]) -> int:

@@ -9,7 +9,7 @@ import faust
 import orjson
 import structlog
 
-from agents.consume import consume, send_to_dead_letters
+from agents.consume import consume, reason_for, refusal, send_to_dead_letters
 from agents.runtime import Runtime
 from models.store.answer_tasks import recovery_event
 from models.store.task_actions import (
@@ -20,17 +20,23 @@ from models.store.task_actions import (
 )
 from models.store.task_queries import TaskUnknownError
 from models.task_lifecycle import ActionType, TaskClosedError, TaskStatus, TransitionInvalidError
-from streams.records import FollowupAction
+from streams.records import DeadLetterReason, FollowupAction, dead_letter_reason
 
 log = structlog.get_logger("cxloop.closure")
 
+_UNKNOWN_TASK = dead_letter_reason(DeadLetterReason.NOT_FOUND, "follow-up task unknown")
+
 
 async def handle_action(rt: Runtime, event: faust.EventT[bytes]) -> None:
+    refused = refusal(event.value, rt.settings.max_message_bytes)
+    if refused is not None:
+        await send_to_dead_letters(rt, event, refused)
+        return
     try:
         action = FollowupAction.from_bytes(event.value)
         action_type = ActionType(action.type)
     except (ValueError, TypeError) as exc:
-        await send_to_dead_letters(rt, event, f"invalid follow-up action: {exc}")
+        await send_to_dead_letters(rt, event, reason_for(exc))
         return
     structlog.contextvars.bind_contextvars(
         action_id=action.action_id, task_id=action.task_id, customer_id=action.customer_id
@@ -46,8 +52,8 @@ async def handle_action(rt: Runtime, event: faust.EventT[bytes]) -> None:
     )
     try:
         result = await rt.db(apply_action, rt.engine, rt.followup, command)
-    except TaskUnknownError as exc:
-        await send_to_dead_letters(rt, event, f"follow-up action not applicable: {exc!r}")
+    except TaskUnknownError:
+        await send_to_dead_letters(rt, event, _UNKNOWN_TASK, customer_id=action.customer_id)
         return
     except (TaskClosedError, TransitionInvalidError, ActionRefusedError) as exc:
         # Someone else acted first, or the task moved on: not bad input, but news for the

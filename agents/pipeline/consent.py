@@ -8,13 +8,17 @@ from collections.abc import Sequence
 import faust
 import structlog
 
-from agents.consume import consume_batches, send_to_dead_letters
+from agents.consume import consume_batches, reason_for, refusal, send_to_dead_letters
 from agents.runtime import Runtime
 from models.consent import Consent
 from models.store.consent import record_consents
-from streams.records import ConsentChange
+from streams.records import ConsentChange, DeadLetterReason, dead_letter_reason
 
 log = structlog.get_logger("cxloop.consent")
+
+_TOMBSTONE = dead_letter_reason(
+    DeadLetterReason.NULL_VALUE, "a consent tombstone; send opted_in instead"
+)
 
 
 async def handle_consent_changes(rt: Runtime, events: Sequence[faust.EventT[bytes]]) -> None:
@@ -24,12 +28,16 @@ async def handle_consent_changes(rt: Runtime, events: Sequence[faust.EventT[byte
         if event.value is None:
             # A tombstone would make compaction forget an opt-out; consent is only ever
             # changed by a newer change, so it is refused where an operator sees it.
-            await send_to_dead_letters(rt, event, "consent tombstone: send opted_in instead")
+            await send_to_dead_letters(rt, event, _TOMBSTONE)
+            continue
+        refused = refusal(event.value, rt.settings.max_message_bytes)
+        if refused is not None:
+            await send_to_dead_letters(rt, event, refused)
             continue
         try:
             change = ConsentChange.from_bytes(event.value)
         except (ValueError, TypeError) as exc:
-            await send_to_dead_letters(rt, event, f"invalid consent change: {exc}")
+            await send_to_dead_letters(rt, event, reason_for(exc))
             continue
         changes.append(
             Consent(

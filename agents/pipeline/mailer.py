@@ -22,12 +22,14 @@ from models.store.reminders import (
 )
 from models.store.surveys import DeliveryClaim, claim_deliveries, finish_deliveries
 from models.tokens import hash_token, new_token
-from streams.records import SurveyInvitation
+from streams.records import DeadLetterReason, SurveyInvitation, dead_letter_reason
 
 Key = tuple[str, int]  # (invitation id, reminder number; 0 = the invitation itself)
 MAX_REMINDERS = 3
 
 log = structlog.get_logger("cxloop.mailer")
+
+_NOT_FOUND = dead_letter_reason(DeadLetterReason.NOT_FOUND, "invitation not in the database")
 
 
 async def handle_invitations(
@@ -40,9 +42,7 @@ async def handle_invitations(
     waits (back-pressure) while the relay is down; nothing is dropped.
     """
     first_event: dict[Key, faust.EventT[bytes]] = {}
-    for event, invitation in await decode_or_dead_letter(
-        rt, events, _invitation, "survey invitation"
-    ):
+    for event, invitation in await decode_or_dead_letter(rt, events, _invitation):
         key = (invitation.invitation_id, invitation.reminder)
         first_event.setdefault(key, event)  # a duplicate needs no mail
     settings = rt.settings
@@ -120,7 +120,7 @@ async def _claim_send_record(
     tokens = {key: new_token() for key in keys}
     claimed, done, missing = await _claim(rt, {k: hash_token(t) for k, t in tokens.items()})
     for key in missing:
-        await send_to_dead_letters(rt, first_event[key], "invitation not found in the database")
+        await send_to_dead_letters(rt, first_event[key], _NOT_FOUND)
     tally.update(f"skipped_{status}" for status in done.values())
     results = await asyncio.gather(
         *(_send(rt, pool, claim, tokens[k], k[1]) for k, claim in claimed.items())

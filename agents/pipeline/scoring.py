@@ -14,9 +14,16 @@ from agents.consume import consume_batches, decode_or_dead_letter, send_to_dead_
 from agents.runtime import Runtime
 from models.scoring import ces_score, csat_satisfied, nps_category
 from models.store.surveys import record_scores
-from streams.records import ScoredResponse, SurveyResponse
+from streams.records import (
+    DeadLetterReason,
+    ScoredResponse,
+    SurveyResponse,
+    dead_letter_reason,
+)
 
 log = structlog.get_logger("cxloop.scoring")
+
+_NOT_FOUND = dead_letter_reason(DeadLetterReason.NOT_FOUND, "survey response not in the database")
 
 
 def score(response: SurveyResponse) -> ScoredResponse:
@@ -37,7 +44,7 @@ def score(response: SurveyResponse) -> ScoredResponse:
 
 async def handle_responses(rt: Runtime, events: Sequence[faust.EventT[bytes]]) -> None:
     scored = await decode_or_dead_letter(
-        rt, events, lambda raw: score(SurveyResponse.from_bytes(raw)), "survey response"
+        rt, events, lambda raw: score(SurveyResponse.from_bytes(raw))
     )
     if not scored:
         return
@@ -49,7 +56,7 @@ async def handle_responses(rt: Runtime, events: Sequence[faust.EventT[bytes]]) -
     )
     for event, s in scored:
         if s.response_id not in found:
-            await send_to_dead_letters(rt, event, "survey response not found in the database")
+            await send_to_dead_letters(rt, event, _NOT_FOUND, customer_id=s.customer_id)
     await asyncio.gather(
         *(
             rt.send(rt.topics.scored_responses, s.customer_id, s.to_bytes())

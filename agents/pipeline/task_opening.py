@@ -17,7 +17,7 @@ log = structlog.get_logger("cxloop.followup")
 
 
 async def handle_scored(rt: Runtime, events: Sequence[faust.EventT[bytes]]) -> None:
-    decoded = await decode_or_dead_letter(rt, events, ScoredResponse.from_bytes, "scored response")
+    decoded = await decode_or_dead_letter(rt, events, ScoredResponse.from_bytes)
     answers = [
         ScoredAnswer(
             response_id=s.response_id,

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from datetime import timedelta
+from functools import partial
 
 import faust
 import structlog
 
-from agents.consume import consume_batches, decode_or_dead_letter
+from agents.consume import consume_batches, decode_or_dead_letter, keyed_by_customer
 from agents.pipeline.survey_dispatch import dispatch_invitations
 from agents.runtime import Runtime
-from models.contact_events import ContactEventInvalidError, parse_contact_event
+from models.contact_events import ContactEvent, ContactEventInvalidError, parse_contact_event
 from models.store.decisions import decide_contacts
 
 log = structlog.get_logger("cxloop.trigger")
 
 
 async def handle_contacts(rt: Runtime, events: Sequence[faust.EventT[bytes]]) -> None:
-    """Decode → plan, record and fire due surveys and open complaint tasks in SQL → send
-    invitations (task events go out through the task outbox)."""
-    decoded = await decode_or_dead_letter(
-        rt, events, parse_contact_event, "contact event", (ContactEventInvalidError,)
-    )
+    """Decode (and check the key) → plan, record and fire due surveys and open complaint
+    tasks in SQL → send invitations (task events go out through the task outbox)."""
+    ahead = timedelta(seconds=rt.settings.max_future_skew_s)
+    parse = partial(parse_contact_event, now=rt.clock(), max_ahead=ahead)
+    decoded = await decode_or_dead_letter(rt, events, parse, (ContactEventInvalidError,))
+    decoded = await keyed_by_customer(rt, decoded, _customer_id)
     contacts = [contact for _, contact in decoded]
     if not contacts:
         return
@@ -54,6 +57,10 @@ async def handle_contacts(rt: Runtime, events: Sequence[faust.EventT[bytes]]) ->
         replays=sum(not r.fresh for r in results),
         **{f"reason_{reason}": count for reason, count in sorted(reasons.items())},
     )
+
+
+def _customer_id(contact: ContactEvent) -> str:
+    return contact.customer.id
 
 
 def register(app: faust.App, rt: Runtime) -> None:

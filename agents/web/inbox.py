@@ -55,6 +55,7 @@ from agents.web.staff_access import (
     vet,
     visible_task,
 )
+from models.json_checks import NUL
 from models.passwords import same_secret
 from models.sign_in_throttle import SignInThrottle
 from models.staff_roles import ActionRequestInvalidError, Viewer
@@ -84,6 +85,7 @@ LIST_LIMIT = 500
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{8,80}$")
 _FORM_NAMESPACE = uuid.UUID("c6f4d7a0-2b1e-4f3c-8a5d-9e0b1c2d3e4f")
 _OTHER_TEAM = "This task belongs to another team."
+_NUL_NAME = "The user name contains a NUL character. Please type it again."
 _THROTTLED = "Too many failed sign-ins for this user name. Try again in a quarter of an hour."
 _PROBLEMS = {
     "forbidden": "Your role may not do this.",
@@ -239,6 +241,9 @@ class Login(CxView):
             log.info("staff_sign_in_refused", reason="csrf")
             return self._form(next_url, "The sign-in form expired. Please try again.", 403)
         username = form.get("username", "")[:100]
+        if NUL in username:  # no user has one, and PostgreSQL could not look it up
+            log.info("staff_sign_in_refused", reason="nul_character")
+            return self._form(next_url, _NUL_NAME, 422)
         if self.throttle.blocked(username, rt.clock()):
             log.info("staff_sign_in_refused", reason="throttled")
             return self._form(next_url, _THROTTLED, 429, username)

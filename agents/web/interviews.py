@@ -42,6 +42,7 @@ from models.interview_sessions import (
     session_cookie,
     session_key,
 )
+from models.json_checks import NUL, NUL_MESSAGE
 from models.store.call_list import (
     CALL_OUTCOMES,
     INTERVIEWER_MAX,
@@ -77,10 +78,16 @@ _CALL_EXCEPTIONS = tuple(_CALL_ERRORS)
 
 
 def _valid_interviewer(value: object) -> str | None:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or NUL in value:
         return None
     name = " ".join(value.split())
     return name if 0 < len(name) <= INTERVIEWER_MAX else None
+
+
+def _interviewer_problem(value: object) -> str:
+    if isinstance(value, str) and NUL in value:
+        return f"your name {NUL_MESSAGE}"
+    return f"required: a name of at most {INTERVIEWER_MAX} characters"
 
 
 def call_json(call: OpenCall) -> dict[str, object]:
@@ -202,10 +209,13 @@ class Login(InterviewView):
             )
             return html(self, page, 401)
         if interviewer is None:
-            page = login_page(
-                action=LOGIN, error=f"Enter your name (at most {INTERVIEWER_MAX} characters)."
+            name = form.get("interviewer")
+            error = (
+                "Your name contains a NUL character. Please type it again."
+                if isinstance(name, str) and NUL in name
+                else f"Enter your name (at most {INTERVIEWER_MAX} characters)."
             )
-            return html(self, page, 422)
+            return html(self, login_page(action=LOGIN, error=error), 422)
         session = new_session(interviewer, self.rt.clock())
         log.info("interviewer_signed_in")
         cookie = session_cookie(encode_session(self.key, session), secure=self.secure)
@@ -380,7 +390,7 @@ def register(app: faust.App, rt: Runtime) -> None:
 def _body_problems(body: Mapping[str, Any]) -> dict[str, str]:
     fields: dict[str, str] = {}
     if _valid_interviewer(body.get("interviewer")) is None:
-        fields["interviewer"] = f"required: a name of at most {INTERVIEWER_MAX} characters"
+        fields["interviewer"] = _interviewer_problem(body.get("interviewer"))
     if ("answers" in body) == ("outcome" in body):
         fields["answers"] = "give either answers or an outcome"
     elif "answers" in body and not isinstance(body["answers"], dict):

@@ -13,13 +13,17 @@ from typing import Any, ClassVar, TypeVar
 
 import faust
 import orjson
+import structlog
 from faust.web import Request, Response, View
 
 from agents.errors import AgentError
 from agents.rendering import FALLBACK_LOCALE, SUPPORTED_LOCALES
 from agents.runtime import DatabaseUnavailableError, Runtime
+from models.json_checks import NUL, NUL_MESSAGE, shown
 from models.survey_templates import language_code
 from models.tokens import hash_token, looks_like_token
+
+log = structlog.get_logger("cxloop.web")
 
 
 def preferred_locale(accept_language: str | None) -> str:
@@ -41,6 +45,16 @@ def form_fields(post: Any) -> dict[str, str | list[str]]:
     return fields
 
 
+JSON = "application/json"
+
+
+def is_json(request: Request) -> bool:
+    """True when the request says its body is JSON (Content-Type application/json, with
+    or without a charset)."""
+    declared = request.headers.get("Content-Type", "")
+    return declared.split(";")[0].strip().lower() == JSON
+
+
 class JsonInvalidError(AgentError, ValueError):
     """The request body is not a JSON object."""
 
@@ -54,6 +68,17 @@ def json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise JsonInvalidError("body must be a JSON object")
     return data
+
+
+def nul_in_url(request: Any) -> str | None:
+    """The path or query parameter that holds a NUL character (%00), or None."""
+    for name, value in (request.match_info or {}).items():
+        if NUL in value:
+            return str(name)
+    for name, value in request.query.items():
+        if NUL in name or NUL in value:
+            return shown(name)
+    return None
 
 
 def staff_token_ok(rt: Runtime, given: str) -> bool:
@@ -88,6 +113,10 @@ class CxView(View):
     rt: ClassVar[Runtime]
 
     async def dispatch(self, request: Any) -> Any:
+        where = nul_in_url(request)
+        if where is not None:  # a path or query parameter no database column could take
+            log.info("request_refused", reason="nul_character")
+            return self.nul_refused(where)
         try:
             return await super().dispatch(request)
         except DatabaseUnavailableError:
@@ -104,6 +133,10 @@ class CxView(View):
     def bad_json(self, exc: JsonInvalidError) -> Response:
         """400: the body is not a JSON object."""
         return self.json({"error": "bad_request", "detail": str(exc)}, status=400)
+
+    def nul_refused(self, field: str) -> Response:
+        """422: *field* holds a NUL character (PostgreSQL text cannot)."""
+        return self.invalid({field: NUL_MESSAGE}, {field: "nul_character"})
 
     def invalid(
         self, fields: Mapping[str, str], codes: Mapping[str, str] | None = None

@@ -19,6 +19,7 @@ from multidict import CIMultiDict
 from agents.runtime import Runtime
 from agents.web.pages.inbox import SECURITY_HEADERS, cookie
 from agents.web.requests import bearer_token, staff_token_ok
+from models.json_checks import NUL
 from models.staff_roles import API_ACTOR, ActionRequest, Viewer, parse_action_type, vet_action
 from models.store.staff_accounts import SignedIn, get_user, session_user, user_for_token
 from models.store.tables import FollowupTask
@@ -193,7 +194,7 @@ async def vet(
     assignee = None
     if action is ActionType.ASSIGN and isinstance(details, dict):
         name = details.get("assignee")
-        if isinstance(name, str) and name.strip():
+        if isinstance(name, str) and name.strip() and NUL not in name:
             assignee = await rt.db_for_request(get_user, rt.engine, name)
     fix_ids: set[str] = set()
     if (

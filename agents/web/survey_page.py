@@ -13,14 +13,17 @@ from agents.runtime import Runtime
 from agents.timers.response_relay import publish_or_defer
 from agents.web.pages.survey import survey_form_page, survey_message_page
 from agents.web.requests import (
+    JSON,
     CxView,
     JsonInvalidError,
     form_fields,
+    is_json,
     json_object,
     link_token_hash,
     preferred_locale,
     route,
 )
+from models.json_checks import NUL
 from models.store.surveys import (
     AlreadyAnsweredError,
     TokenExpiredError,
@@ -159,11 +162,34 @@ class ResponsesApi(CxView):
 
     The answers are those of the invitation's template; the older body shape with the
     answers beside the token ({"token": ..., "nps": 7, "comment": "..."}) still works.
-    Invalid answers → 422 with a message and a code per question.
+    Scores are JSON integers. Invalid answers → 422 with a message and a code per question;
+    a body that is not application/json → 415.
     """
 
     async def post(self, request: Request) -> Response:
         structlog.contextvars.clear_contextvars()
+        checked = await self._body(request)
+        if not isinstance(checked, tuple):  # the answer (faust's Response is no real base)
+            return checked
+        token, given = checked
+        try:
+            invitation = await _open_invitation(self.rt, token)
+            template = _template_for(invitation)
+            parsed = parse_answers(template, given, json_types=True)
+            if not parsed.ok:
+                log.info("survey_answer_invalid", reasons=sorted(set(parsed.codes.values())))
+                return self.invalid(parsed.errors, parsed.codes)
+            response_id = await _store_answer(self.rt, token, template, parsed.answers)
+        except _TOKEN_REFUSALS as exc:
+            status, key = _TOKEN_ERRORS[type(exc)]
+            return self.json({"error": key.removeprefix("error_")}, status=status)
+        return self.json({"response_id": response_id}, status=201)
+
+    async def _body(self, request: Request) -> tuple[str, dict[str, Any]] | Response:
+        """The token and the answers given, or the 415, 400 or 422 answer."""
+        if not is_json(request):
+            log.info("survey_answer_refused", status=415)
+            return self.json({"error": "unsupported_media_type", "expected": JSON}, status=415)
         try:
             body = json_object(await request.read())
         except JsonInvalidError as exc:
@@ -171,20 +197,12 @@ class ResponsesApi(CxView):
         token = body.get("token")
         if not isinstance(token, str) or not token:
             return self.invalid({"token": "required: the token from the survey link"})
+        if NUL in token:
+            return self.nul_refused("token")
         given = body["answers"] if "answers" in body else _flat_answers(body)
         if not isinstance(given, dict):
             return self.invalid({"answers": "must be an object: question id → answer"})
-        try:
-            invitation = await _open_invitation(self.rt, token)
-            template = _template_for(invitation)
-            parsed = parse_answers(template, given)
-            if not parsed.ok:
-                return self.invalid(parsed.errors, parsed.codes)
-            response_id = await _store_answer(self.rt, token, template, parsed.answers)
-        except _TOKEN_REFUSALS as exc:
-            status, key = _TOKEN_ERRORS[type(exc)]
-            return self.json({"error": key.removeprefix("error_")}, status=status)
-        return self.json({"response_id": response_id}, status=201)
+        return token, given
 
 
 def register(app: faust.App, rt: Runtime) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
+from models.contact_events import CONTACT_EVENT_SCHEMA_VERSION
 from models.followup_rules import FollowupRules
 from models.store.engine import transaction
 from models.store.tables import ContactEvent as ContactEventRow
@@ -144,6 +145,7 @@ def recovery_event(task: FollowupTask, now: datetime) -> dict[str, Any] | None:
         "channel": "phone",
         "customer": customer,
         "case_id": task.task_id,
+        "schema_version": CONTACT_EVENT_SCHEMA_VERSION,
     }
     if task.partner:
         event["partner"] = task.partner

@@ -963,6 +963,16 @@ class DeadLetter(SQLModel, table=True):
         description="the message's key bytes (often a customer id); null if none",
     )
     received_at: datetime = _utc(nullable=False, description="when it was dead-lettered")
+    original_size: int | None = Field(
+        default=None,
+        description="size of the whole original message in bytes (original holds only the "
+        "first 65536 of a too_large one); null for a null value and letters before v2",
+    )
+    original_sha256: str | None = Field(
+        default=None,
+        max_length=64,
+        description="SHA-256 (hex) of the whole original message; null as for original_size",
+    )
 
 
 class CustomerConsent(SQLModel, table=True):

@@ -43,13 +43,15 @@ class Harness:
 
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
-    """Build an app with the given agent modules registered, on a fresh SQLite file."""
+    """Build an app with the given agent modules registered, on a fresh SQLite file (or
+    the database_url= given)."""
     engines = []
     apps: list[faust.App] = []
 
     def build(*modules: Any, **settings: Any) -> Harness:
+        # SQLite unless the test passes database_url (the `database_url` fixture: both).
+        settings.setdefault("database_url", f"sqlite:///{tmp_path}/cxloop.db")
         config = Settings(
-            database_url=f"sqlite:///{tmp_path}/cxloop.db",
             data_dir=tmp_path,
             public_url="https://survey.example.test",
             **settings,

@@ -101,16 +101,16 @@ async def test_the_same_dead_letter_twice_is_one_row(harness: Callable[..., Harn
 
 
 @pytest.mark.parametrize(
-    "raw",
+    ("raw", "code"),
     [
-        b"\xff\xfe not json at all",
-        b'{"dead_letter_id": "d-1"}',
-        letter(9, original_b64="!!! not base64 !!!"),
+        (b"\xff\xfe not json at all", "not_utf8"),
+        (b'{"dead_letter_id": "d-1"}', "invalid_field"),
+        (letter(9, original_b64="!!! not base64 !!!"), "invalid_field"),
     ],
     ids=["not-json", "missing-fields", "bad-base64"],
 )
 async def test_an_unreadable_dead_letter_is_stored_as_it_came(
-    harness: Callable[..., Harness], raw: bytes
+    harness: Callable[..., Harness], raw: bytes, code: str
 ) -> None:
     h = harness(dead_letters)
     async with h.agent("dead_letter_sink").test_context() as agent:
@@ -122,7 +122,7 @@ async def test_an_unreadable_dead_letter_is_stored_as_it_came(
     unreadable = rows["dead-letters"]
     assert unreadable.dead_letter_id == dead_letter_id("dead-letters", 0, 1)
     assert (unreadable.partition, unreadable.offset) == (0, 1)
-    assert unreadable.reason.startswith("unreadable dead letter")
+    assert unreadable.reason.startswith(f"{code}: ")
     assert unreadable.original == raw
     assert unreadable.received_at == NOW
     assert rows["contact-events"].original == b'{"event_id": "x"}'

@@ -139,7 +139,7 @@ async def test_bad_input_is_dead_lettered_and_the_next_answer_flows(
         await settled(h, lambda: bool(task_events(h)), "the next answer's task event")
     letters = h.sent_to("dead-letters")
     assert len(letters) == 1
-    assert letters[0]["reason"].startswith("invalid scored response: ")
+    assert letters[0]["reason"].startswith("invalid_field: ")
     assert letters[0]["source_topic"] == "scored-responses"
     assert base64.b64decode(letters[0]["original_b64"]) == bad
     assert [row[2] for row in tasks(h)] == ["r-1"]

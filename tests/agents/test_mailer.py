@@ -271,7 +271,7 @@ async def test_an_invalid_invitation_is_dead_lettered_and_not_mailed(
     await mail_then_a_second_customer(h, bad)
     letters = h.sent_to("dead-letters")
     assert len(letters) == 1
-    assert letters[0]["reason"].startswith("invalid survey invitation:")
+    assert letters[0]["reason"].startswith("invalid_field:")
     assert letters[0]["source_topic"] == "survey-invitations"
     assert base64.b64decode(letters[0]["original_b64"]) == bad
     assert base64.b64decode(letters[0]["key_b64"]) == b"C-1"
@@ -293,7 +293,7 @@ async def test_an_invitation_missing_from_the_database_is_dead_lettered(
         await agent.put(unknown, key=b"C-1")
         await settled(h, lambda: bool(h.sent_to("dead-letters")), "the dead letter")
     letters = h.sent_to("dead-letters")
-    assert [letter["reason"] for letter in letters] == ["invitation not found in the database"]
+    assert [letter["reason"] for letter in letters] == ["not_found: invitation not in the database"]
     assert base64.b64decode(letters[0]["original_b64"]) == unknown
     assert smtp.rcpt_attempts() == []
     assert smtp.received() == []

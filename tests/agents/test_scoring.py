@@ -165,7 +165,9 @@ async def test_an_answer_missing_from_the_database_is_dead_lettered(
         await agent.put(value, key=b"C-1")
         await settled(h, lambda: bool(scored(h)), "the next answer scored")
     letters = h.sent_to("dead-letters")
-    assert [letter["reason"] for letter in letters] == ["survey response not found in the database"]
+    assert [letter["reason"] for letter in letters] == [
+        "not_found: survey response not in the database"
+    ]
     assert letters[0]["source_topic"] == "survey-responses"
     assert base64.b64decode(letters[0]["original_b64"]) == missing
     assert [value["response_id"] for _key, value in scored(h)] == [response_id]
@@ -174,13 +176,13 @@ async def test_an_answer_missing_from_the_database_is_dead_lettered(
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
-        (b"\xff not json", "invalid survey response: "),
-        (b"[1, 2]", "invalid survey response: payload is not a JSON object"),
-        (b'{"response_id": "r-1"}', "invalid survey response: "),
+        (b"\xff not json", "not_utf8: not valid UTF-8 at byte 0"),
+        (b"[1, 2]", "not_json: not a JSON object but list"),
+        (b'{"response_id": "r-1"}', "invalid_field: "),
         (
             b'{"response_id": "r-1", "invitation_id": "i-1", "customer_id": "C-1",'
             b' "submitted_at": "2026-11-23T08:00:00+00:00", "nps": 11}',
-            "invalid survey response: NPS score must be 0..10, got 11",
+            "invalid_field: NPS score must be 0..10, got 11",
         ),
     ],
     ids=["not-json", "not-an-object", "missing-fields", "nps-out-of-range"],

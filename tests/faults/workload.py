@@ -113,7 +113,7 @@ def _event_with(n: int, **fields: Any) -> bytes:
 
 
 CONTACT_POISON: tuple[PoisonKind, ...] = (
-    PoisonKind("not JSON", CONTACT_EVENTS, lambda n: b"{not json %d" % n, ("not JSON",)),
+    PoisonKind("not JSON", CONTACT_EVENTS, lambda n: b"{not json %d" % n, ("not_json: ",)),
     PoisonKind(
         "invalid UTF-8",
         CONTACT_EVENTS,
@@ -146,22 +146,22 @@ CONTACT_POISON: tuple[PoisonKind, ...] = (
     ),
     PoisonKind("JSON but not an object", CONTACT_EVENTS, lambda n: b"[%d]" % n, ("object",)),
     PoisonKind("empty value", CONTACT_EVENTS, lambda n: b"", ("JSON",)),
-    PoisonKind("null value (tombstone)", CONTACT_EVENTS, lambda n: None, ()),
+    PoisonKind("null value (tombstone)", CONTACT_EVENTS, lambda n: None, ("null_value",)),
 )
 
 # The other topics agents consume: bad bytes there must be dead-lettered as well.
 INTERNAL_POISON: tuple[PoisonKind, ...] = tuple(
     PoisonKind(f"{name} on {topic}", topic, make, (reason,))
-    for topic, reason in (
-        (SURVEY_INVITATIONS, "invalid survey invitation"),
-        (SURVEY_RESPONSES, "invalid survey response"),
-        (SCORED_RESPONSES, "invalid scored response"),
-        (FOLLOWUP_ACTIONS, "invalid follow-up action"),
-        (DEAD_LETTERS, "unreadable dead letter"),
+    for topic in (
+        SURVEY_INVITATIONS,
+        SURVEY_RESPONSES,
+        SCORED_RESPONSES,
+        FOLLOWUP_ACTIONS,
+        DEAD_LETTERS,
     )
-    for name, make in (
-        ("not JSON", lambda n: b"{not json %d" % n),
-        ("invalid UTF-8", lambda n: b"\xff\xfe%d" % n),
+    for name, make, reason in (
+        ("not JSON", lambda n: b"{not json %d" % n, "not_json: "),
+        ("invalid UTF-8", lambda n: b"\xff\xfe%d" % n, "not_utf8: "),
     )
 )
 

@@ -133,7 +133,7 @@ def test_backtest_json(runner: CliRunner, tmp_path: Path) -> None:
     }
     ((invalid,),) = [forecast["invalid_lines"]]
     assert invalid["line"] == 7
-    assert invalid["reason"].startswith("not JSON: ")
+    assert invalid["reason"].startswith("not_json: ")
     assert invalid["reason"].endswith(" at position 1")
     assert forecast["surveys_per_week"] == {"support": {"2026-W10": 1}}
     assert forecast["reasons"] == {

@@ -170,7 +170,7 @@ def test_the_first_api_body_shape_still_works(loop: RunningLoop) -> None:
     _, token = surveyed(loop, customer, "transactional")
     ok = httpx.post(
         f"{loop.web}/api/responses",
-        json={"token": token, "nps": "8", "comment": " Prima "},
+        json={"token": token, "nps": 8, "comment": " Prima "},
         timeout=10,
     )
     assert ok.status_code == 201

@@ -196,19 +196,19 @@ def test_input_lines_duplicates_invalid_lines_and_consent() -> None:
     ]
     forecast = backtest(DEMO, read_input(lines))
     assert [(i.line, i.reason) for i in forecast.invalid] == [
-        (3, "not JSON: unexpected end of data at position 30"),
+        (3, "not_json: unexpected end of data at position 30"),
         (
             5,
-            "kind: Input should be 'purchase', 'after_sales', 'contract_change', 'inquiry', "
-            "'support_contact', 'complaint', 'first_invoice', 'cancellation', "
+            "invalid_field: kind: Input should be 'purchase', 'after_sales', 'contract_change', "
+            "'inquiry', 'support_contact', 'complaint', 'first_invoice', 'cancellation', "
             "'complaint_closed' or 'followup_closed'",
         ),
         (
             8,
-            "consent change: channel: Input should be 'email', 'phone' or 'all'; "
+            "invalid_field: consent change: channel: Input should be 'email', 'phone' or 'all'; "
             "status: Field required; changed_at: Field required",
         ),
-        (9, "not a JSON object but list"),
+        (9, "not_json: not a JSON object but list"),
     ]
     assert forecast.lines == 9
     assert forecast.contacts == 2

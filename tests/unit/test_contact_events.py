@@ -47,10 +47,15 @@ def encode(data: object) -> bytes:
     return orjson.dumps(data)
 
 
-def reason_for(raw: bytes) -> str:
+def refusal(raw: bytes) -> ContactEventInvalidError:
     with pytest.raises(ContactEventInvalidError) as info:
         parse_contact_event(raw)
-    return str(info.value)
+    return info.value
+
+
+def reason_for(raw: bytes) -> str:
+    """The detail of the refusal (what follows the reason code)."""
+    return refusal(raw).detail
 
 
 # ---------------------------------------------------------------------------- accepted
@@ -195,6 +200,7 @@ def test_invalid_field_is_named_in_the_reason(
     data = example()
     change(data)
 
+    assert refusal(encode(data)).code == "invalid_field"
     reason = reason_for(encode(data))
 
     assert reason.startswith(f"{field}: "), reason
@@ -210,6 +216,7 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
 
 def test_invalid_utf8_is_rejected_with_position() -> None:
     raw = SPEC_EXAMPLE.replace(b"Anna de Vries", b"Anna de Vri\xe9s")
+    assert refusal(raw).code == "not_utf8"
     reason = reason_for(raw)
     assert "UTF-8" in reason
     position = raw.index(b"\xe9")
@@ -218,7 +225,8 @@ def test_invalid_utf8_is_rejected_with_position() -> None:
 
 @pytest.mark.parametrize("raw", [b"", b"{", b"not json", b'{"event_id": }', SPEC_EXAMPLE[:-1]])
 def test_not_json_is_rejected(raw: bytes) -> None:
-    assert reason_for(raw).startswith("not JSON")
+    assert refusal(raw).code == "not_json"
+    assert str(refusal(raw)).startswith("not_json: ")
 
 
 @pytest.mark.parametrize(
@@ -232,6 +240,7 @@ def test_not_json_is_rejected(raw: bytes) -> None:
     ],
 )
 def test_json_that_is_not_an_object_is_rejected(raw: bytes, type_name: str) -> None:
+    assert refusal(raw).code == "not_json"
     reason = reason_for(raw)
     assert "not a JSON object" in reason
     assert type_name in reason

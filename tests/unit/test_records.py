@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from streams import records
 from streams.records import (
     ACTION_SCHEMA_VERSION,
+    DEAD_LETTER_SCHEMA_VERSION,
     INVITATION_SCHEMA_VERSION,
     RESPONSE_SCHEMA_VERSION,
     SCHEMA_VERSION,
@@ -129,10 +130,12 @@ SAMPLES: dict[str, WireRecord] = {
         source_topic="contact-events",
         partition=2,
         offset=1041,
-        reason="kind: Input should be 'purchase', 'after_sales' or 'complaint'",
+        reason="invalid_field: kind: Input should be 'purchase', 'after_sales' or 'complaint'",
         original_b64="eyJraW5kIjogInByYWlzZSJ9",
         received_at=AT_UTC,
         key_b64="Qy0xMDAx",
+        original_size=18,
+        original_sha256="068ff9c7925702f31c97ef221ef0c3028a6f0a76f26d1d49a390d6c0735d1b60",
     ),
     "ConsentChange": ConsentChange(
         consent_id="3d6f1b2a-9c4e-4f70-8a15-6b2e0c9d7f31",
@@ -191,6 +194,7 @@ def test_golden_shape(name: str) -> None:
         INVITATION_SCHEMA_VERSION,
         TASK_SCHEMA_VERSION,
         ACTION_SCHEMA_VERSION,
+        DEAD_LETTER_SCHEMA_VERSION,
     )
     assert not FAUST_METADATA & set(data), data
     assert not any(k.startswith("__") for k in data)
@@ -229,6 +233,13 @@ def test_version_1_invitations_still_decode() -> None:
     old = SurveyInvitation.from_bytes(raw)
     assert (old.schema_version, old.programme, old.template, old.reminder) == (1, None, None, 0)
     assert old.invitation_id == SAMPLES["SurveyInvitation"].invitation_id
+
+
+def test_version_1_dead_letters_still_decode() -> None:
+    # Letters from before the size and digest (schema_version 1) kept the whole original.
+    old = DeadLetter.from_bytes((GOLDEN / "v1" / "DeadLetter.json").read_bytes())
+    assert (old.schema_version, old.original_size, old.original_sha256) == (1, None, None)
+    assert old.original_b64 == SAMPLES["DeadLetter"].original_b64
 
 
 def test_answers_default_to_a_new_empty_dict_per_record() -> None:

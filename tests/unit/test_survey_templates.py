@@ -363,7 +363,7 @@ def _answer(question: Any) -> st.SearchStrategy[Any]:
         return st.booleans()
     if question.type == "open_text":
         text = st.text(min_size=1, max_size=question.max_length).map(
-            lambda t: t.replace("\r", "").strip()
+            lambda t: t.replace("\r", "").replace("\x00", "").strip()  # NUL: not an answer
         )
         return text.filter(bool)
     low, high = survey_templates.SCALES[question.type]

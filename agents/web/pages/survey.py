@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agents.rendering import messages, render
+from models.json_checks import shown
 from models.survey_templates import (
     ASPECT_SCALE,
     DEFAULT_TEMPLATE,
@@ -103,7 +104,8 @@ def question_views(
         for q in chosen.questions
     ]
     known = {q.id for q in chosen.questions}
-    return questions, [message for name, message in problems.items() if name not in known]
+    # Named, so whoever made the request sees which field it was.
+    return questions, [f"{shown(n)}: {m}" for n, m in problems.items() if n not in known]
 
 
 def _first(value: str | list[str] | None) -> str:
