@@ -63,8 +63,11 @@ def make_rows(n: int, seed: int = 3) -> dict[str, Rows]:
         reason = rng.choice(reasons)
         decisions.append(
             {
+                "decision_id": str(uuid.uuid4()),
                 "event_id": event_id,
                 "customer_id": customer,
+                "rules_version": "bench",
+                "repeat": 0,
                 "outcome": "surveyed" if reason == "surveyed" else "suppressed",
                 "reason": reason,
                 "invitation_id": str(uuid.uuid4()) if reason == "surveyed" else None,
