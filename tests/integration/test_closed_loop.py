@@ -257,11 +257,16 @@ def test_logs_carry_no_personal_data(loop: RunningLoop) -> None:
     token = loop.survey_token(mail)
     assert answer(loop, token, "1", "Mijn geheime klacht").status_code == 200
     wait_for(lambda: loop.rows("SELECT 1 FROM followup_tasks"), 15, "the task")
+    expected = {"contacts_decided", "mail_batch_done", "response_recorded", "tasks_opened"}
+    # Each agent logs its line after its transaction commits: wait for the lines, not the row.
+    wait_for(
+        lambda: expected <= {line.get("event") for line in loop.log_lines()},
+        15,
+        "the log lines of every step",
+    )
     log_text = loop.log_path.read_text()
     for secret in ("c-7007@example.nl", "Anna de Vries", "Mijn geheime klacht", token):
         assert secret not in log_text
-    events = {line.get("event") for line in loop.log_lines()}
-    assert {"contacts_decided", "mail_batch_done", "response_recorded", "tasks_opened"} <= events
 
 
 def test_shutdown_leaves_no_broker_behind(tmp_path: Path) -> None:
