@@ -131,6 +131,10 @@ def lock_due(
     )
 
 
+# How long a claimed outbox row stays with its sweeper before another may take it.
+OUTBOX_LEASE = timedelta(minutes=1)
+
+
 def claim_attempts(
     session: Session, outbox: type[Any], now: datetime, lease: timedelta, limit: int, *where: Any
 ) -> list[Any]:

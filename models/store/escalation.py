@@ -13,12 +13,17 @@ from sqlmodel import Session, col
 
 from models.followup_rules import PRIORITY_NAMES, FollowupRules
 from models.sla import STEP_NAMES, current_sla, due_steps, next_escalation_at
-from models.store.engine import claim_attempts, insert_many_if_absent, lock_due, transaction
+from models.store.engine import (
+    OUTBOX_LEASE,
+    claim_attempts,
+    insert_many_if_absent,
+    lock_due,
+    transaction,
+)
 from models.store.tables import FollowupTask, FollowupTaskHistory, StaffNotification, StaffUser
 from models.store.task_events import SYSTEM_ACTOR, record_event, short_hash
 from models.task_lifecycle import TaskStatus
 
-_CLAIM_LEASE = timedelta(minutes=1)
 _MAX_BACKOFF = timedelta(hours=1)
 
 
@@ -137,7 +142,7 @@ def claim_notifications(engine: Engine, now: datetime, limit: int = 50) -> list[
     """Pending staff e-mails that are due, locked and pushed a minute ahead so a second
     sweeper does not take them while this one sends."""
     with transaction(engine) as session:
-        return claim_attempts(session, StaffNotification, now, _CLAIM_LEASE, limit)
+        return claim_attempts(session, StaffNotification, now, OUTBOX_LEASE, limit)
 
 
 def finish_notification(
@@ -155,5 +160,5 @@ def finish_notification(
             if final:
                 row.status = "failed"
             else:
-                row.next_attempt_at = now + min(_CLAIM_LEASE * 2**row.attempts, _MAX_BACKOFF)
+                row.next_attempt_at = now + min(OUTBOX_LEASE * 2**row.attempts, _MAX_BACKOFF)
         session.add(row)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -17,12 +17,11 @@ from sqlalchemy import Engine, func, or_, select, update
 from sqlmodel import Session, col
 
 from models.followup_rules import FollowupRules
-from models.store.engine import insert_many_if_absent, transaction
+from models.store.engine import OUTBOX_LEASE, insert_many_if_absent, transaction
 from models.store.tables import FollowupTask, FollowupTaskHistory, WebhookDelivery
 from models.task_lifecycle import TaskStatus
 
 SYSTEM_ACTOR = "cxloop"  # the actor of the events cxloop records itself
-_CLAIM_LEASE = timedelta(minutes=1)
 _EVENT_NAMESPACE = uuid.UUID("0b6f7a51-3c2d-4f1e-9a8b-7c6d5e4f3a21")
 
 
@@ -188,7 +187,7 @@ def claim_unpublished_events(
                 events.append(mine[seq])
                 seq += 1
         for event in events:
-            event.lease_until = now + _CLAIM_LEASE
+            event.lease_until = now + OUTBOX_LEASE
             session.add(event)
         return events
 
